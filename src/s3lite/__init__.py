@@ -1,0 +1,53 @@
+"""s3lite: a small S3-like object store.
+
+Objects are cut into six parts striped over six distinct storage nodes; a
+360-sector consistent-hashing ring decides where each part lives, and nodes can join
+while traffic flows. Start with :class:`LocalCluster`.
+"""
+
+from .cluster import LocalCluster
+from .errors import (
+    BodyLengthMismatch,
+    BucketNotEmpty,
+    ChecksumMismatch,
+    CorruptArchive,
+    DataLoss,
+    DiskFull,
+    InvalidArgument,
+    InvalidKey,
+    InvalidName,
+    InvalidRange,
+    JoinRefused,
+    NodeUnavailable,
+    NoSuchBucket,
+    NotEnoughNodes,
+    NotFound,
+    PartNotFound,
+    S3liteError,
+)
+from .receiver import ObjectInfo, ObjectList, ObjectRead, Receiver
+
+__all__ = [
+    "BodyLengthMismatch",
+    "BucketNotEmpty",
+    "ChecksumMismatch",
+    "CorruptArchive",
+    "DataLoss",
+    "DiskFull",
+    "InvalidArgument",
+    "InvalidKey",
+    "InvalidName",
+    "InvalidRange",
+    "JoinRefused",
+    "LocalCluster",
+    "NoSuchBucket",
+    "NodeUnavailable",
+    "NotEnoughNodes",
+    "NotFound",
+    "ObjectInfo",
+    "ObjectList",
+    "ObjectRead",
+    "PartNotFound",
+    "Receiver",
+    "S3liteError",
+]

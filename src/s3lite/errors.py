@@ -1,0 +1,131 @@
+"""Every error s3lite raises on purpose, in one place.
+
+Each class maps to one thing a caller can act on (and, in the gateway, to one HTTP
+status). Messages name the thing that was wrong, what was expected and what was got.
+"""
+
+from __future__ import annotations
+
+
+class S3liteError(Exception):
+    """Base class of every error s3lite raises on purpose."""
+
+    http_status = 500
+
+
+class NotFound(S3liteError):
+    """The object key (or bucket) does not exist."""
+
+    http_status = 404
+
+
+class NoSuchBucket(NotFound):
+    """The bucket named in a request does not exist."""
+
+
+class BucketNotEmpty(S3liteError):
+    """A bucket that still holds objects cannot be deleted."""
+
+    http_status = 409
+
+
+class InvalidKey(S3liteError):
+    """An object key or bucket name breaks the naming rules."""
+
+    http_status = 400
+
+
+class InvalidArgument(S3liteError):
+    """A request argument (size, metadata, listing limit...) is out of bounds."""
+
+    http_status = 400
+
+
+class InvalidRange(S3liteError):
+    """A byte range that does not fit the object (HTTP 416)."""
+
+    http_status = 416
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class BodyLengthMismatch(S3liteError):
+    """The body was shorter or longer than the size the client declared."""
+
+    http_status = 400
+
+    def __init__(self, *, declared: int, received: int) -> None:
+        if received > declared:
+            got = f"more than {declared} bytes arrived"
+        else:
+            got = f"the body ended after {received} bytes"
+        super().__init__(f"declared size is {declared} bytes but {got}; nothing was stored")
+        self.declared = declared
+        self.received = received
+
+
+class ChecksumMismatch(S3liteError):
+    """Bytes read back do not match the checksum recorded when they were written."""
+
+    http_status = 500
+
+
+class PartNotFound(S3liteError):
+    """A storage node does not hold the part file that was asked for."""
+
+    http_status = 404
+
+    def __init__(self, node_id: str, sector: int, name: str) -> None:
+        super().__init__(f"node {node_id!r} holds no part {name!r} in sector {sector}")
+        self.node_id = node_id
+        self.sector = sector
+        self.name = name
+
+
+class DataLoss(S3liteError):
+    """A committed object cannot be read back: a part is missing or damaged."""
+
+    http_status = 500
+
+
+class DiskFull(S3liteError):
+    """A storage node ran out of space; the partial file was removed."""
+
+    http_status = 507
+
+
+class NodeUnavailable(S3liteError):
+    """A storage node could not be reached, or answered with a server error."""
+
+    http_status = 503
+
+    def __init__(self, node: str, reason: str) -> None:
+        super().__init__(f"storage node {node} is unavailable: {reason}")
+        self.node = node
+        self.reason = reason
+
+
+class NotEnoughNodes(S3liteError):
+    """Placement needs six distinct nodes and the ring has fewer."""
+
+    http_status = 503
+
+
+class JoinRefused(S3liteError):
+    """A node cannot join: duplicate id, not empty, unreachable, or a bad request."""
+
+    http_status = 400
+
+
+class CorruptArchive(S3liteError):
+    """A sector archive is malformed or its CRCs do not match its bytes."""
+
+    http_status = 400
+
+
+class InvalidName(S3liteError):
+    """A part name or sector number that a storage node refuses to turn into a path."""
+
+    http_status = 400

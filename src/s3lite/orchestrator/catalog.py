@@ -1,0 +1,91 @@
+"""What the orchestrator needs to know about parts to keep invariant 1 through a join.
+
+When a join takes sectors from several donors, two parts of one segment can end up on
+the new node. The orchestrator finds them through a :class:`PartCatalog` (the
+receiver's manifests implement it) and re-homes all but one of each group into a
+sector its donor keeps: a hard link and a catalog update, no bytes moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+import attrs
+
+from .hashing import hash64
+from .policies import JoinPlan
+from .ring import Ring
+
+
+def part_name(upload_id: str, segment: int, index: int) -> str:
+    """The file name of a part on its node: derived from the upload, never the key."""
+    return f"{upload_id}-{segment}-{index}"
+
+
+def parse_part_name(name: str) -> tuple[str, int, int] | None:
+    """(upload id, segment, index) of a part file name, or None if it is not one."""
+    upload_id, _, rest = name.partition("-")
+    segment, _, index = rest.partition("-")
+    if not (upload_id and segment.isdigit() and index.isdigit()):
+        return None
+    if part_name(upload_id, int(segment), int(index)) != name:
+        return None
+    return upload_id, int(segment), int(index)
+
+
+@attrs.frozen
+class PlacedPart:
+    """One part and the sector the manifest records for it."""
+
+    upload_id: str
+    segment: int
+    index: int
+    sector: int
+
+    @property
+    def name(self) -> str:
+        return part_name(self.upload_id, self.segment, self.index)
+
+
+class PartCatalog(Protocol):
+    """The receiver's record of where each part lives, as far as joins need it."""
+
+    async def parts_in_sectors(self, sectors: Collection[int]) -> list[PlacedPart]:
+        """Every recorded part (pending or committed) whose sector is in ``sectors``."""
+        ...
+
+    async def move_part(self, part: PlacedPart, new_sector: int) -> bool:
+        """Record that ``part`` now lives in ``new_sector``; False if it is no longer
+        recorded (its upload was deleted meanwhile)."""
+        ...
+
+
+@attrs.frozen
+class Rehome:
+    part: PlacedPart
+    new_sector: int
+
+
+def plan_rehomes(parts: Sequence[PlacedPart], plan: JoinPlan, target: Ring) -> list[Rehome]:
+    """Re-homes that leave at most one part of each segment on the new node.
+
+    ``parts`` are the parts in the moving sectors. In each segment with several of
+    them, the lowest part index stays; each other one moves to a sector its donor
+    keeps after the join (chosen by hashing the part, so re-homes spread out).
+    Raises ValueError if a donor keeps no sector at all.
+    """
+    groups: dict[tuple[str, int], list[PlacedPart]] = {}
+    for part in parts:
+        if part.sector in plan.moves:
+            groups.setdefault((part.upload_id, part.segment), []).append(part)
+    rehomes = []
+    for group in groups.values():
+        for part in sorted(group, key=lambda part: part.index)[1:]:
+            donor = plan.moves[part.sector]
+            kept = target.sectors_of(donor)
+            if not kept:
+                raise ValueError(f"donor {donor!r} keeps no sector to re-home {part.name} into")
+            choice = hash64(part.upload_id, part.segment, part.index) % len(kept)
+            rehomes.append(Rehome(part, kept[choice]))
+    return rehomes

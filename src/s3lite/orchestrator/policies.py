@@ -1,0 +1,208 @@
+"""Join policies: which sectors a joining node takes, and from whom.
+
+A policy is pure: it is given the current ring and every node's usage (bytes per
+sector, as the nodes measured it) and returns a :class:`JoinPlan`. Carrying the plan
+out (zipping, streaming, switching routing) is the orchestrator's job.
+
+Three policies share one interface:
+
+``fill`` (the default)
+    The spec's rule applied one sector at a time: the new node takes a sector from
+    the end of the busiest node's largest arc, then asks again who is busiest now,
+    until it holds its fair share ``total / (n + 1)`` of bytes (of sectors, while the
+    cluster is empty). It stops at the sector that would take it further from the
+    fair share than it already is, so it ends within one sector's bytes of it.
+``half``
+    The spec's literal rule: the new node takes the second half of the busiest node's
+    largest arc (floor(length / 2) sectors). A one-sector arc is never split; the
+    next busiest node with an arc of two or more sectors donates instead.
+``ketama``
+    Sector ``s`` belongs to whichever node ``uhashring`` (ketama) maps ``str(s)`` to.
+    A join moves exactly the sectors the new node wins. The baseline for benchmarks.
+
+Every policy only hands sectors to the new node: no other owner changes in a join.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import attrs
+from uhashring import HashRing
+
+from ..errors import JoinRefused
+from .hashing import SECTORS
+from .ring import NodeId, Ring
+
+Usage = Mapping[NodeId, Mapping[int, int]]
+"""Bytes stored per sector, per node, as each node reports it."""
+
+
+@attrs.frozen
+class JoinPlan:
+    """The sectors a new node takes: ``moves`` maps each one to its current owner."""
+
+    new_node: NodeId
+    moves: Mapping[int, NodeId]
+
+    def apply(self, ring: Ring) -> Ring:
+        """The ring after the join."""
+        return ring.reassign(self.moves, self.new_node)
+
+    def by_donor(self) -> dict[NodeId, tuple[int, ...]]:
+        """Donor -> the sectors it hands over, ascending."""
+        grouped: dict[NodeId, list[int]] = {}
+        for sector in sorted(self.moves):
+            grouped.setdefault(self.moves[sector], []).append(sector)
+        return {donor: tuple(sectors) for donor, sectors in sorted(grouped.items())}
+
+
+class JoinPolicy(Protocol):
+    """Decides the initial layout of a cluster and the sectors each joining node takes."""
+
+    @property
+    def name(self) -> str:
+        """How configuration and the topology file refer to the policy."""
+        ...
+
+    def initial(self, nodes: Sequence[NodeId]) -> Ring:
+        """The ring of a new cluster of ``nodes``."""
+        ...
+
+    def plan(self, ring: Ring, usage: Usage, new_node: NodeId) -> JoinPlan:
+        """What ``new_node`` takes when it joins ``ring``; raises JoinRefused on a bad join."""
+        ...
+
+
+def sector_bytes(ring: Ring, usage: Usage) -> list[int]:
+    """Bytes in each sector, as reported by that sector's owner."""
+    return [usage.get(owner, {}).get(sector, 0) for sector, owner in enumerate(ring.owners)]
+
+
+def node_loads(ring: Ring, weights: Sequence[int]) -> dict[NodeId, int]:
+    """Total weight of the sectors each ring node owns."""
+    loads = dict.fromkeys(ring.nodes, 0)
+    for sector, owner in enumerate(ring.owners):
+        loads[owner] += weights[sector]
+    return loads
+
+
+def _check_new_node(ring: Ring, new_node: NodeId) -> None:
+    if not isinstance(new_node, str) or not new_node:
+        raise JoinRefused(f"a node id must be a non-empty string, got {new_node!r}")
+    if new_node in ring.nodes:
+        raise JoinRefused(f"node id {new_node!r} is already in the ring")
+
+
+def _largest_arc_sectors(ring: Ring, owned: set[int], node: NodeId) -> list[int]:
+    """The sectors of ``node``'s largest remaining arc, in ring order (ties: lowest start)."""
+    best: list[int] = []
+    for arc in ring.arcs_of(node):
+        run: list[int] = []
+        for sector in arc.sectors:
+            if sector in owned:
+                run.append(sector)
+                if len(run) > len(best):
+                    best = list(run)
+            else:
+                run = []
+    return best
+
+
+@attrs.frozen
+class FillPolicy:
+    """Take one sector at a time from the busiest node until the fair share is reached."""
+
+    name: str = "fill"
+
+    def initial(self, nodes: Sequence[NodeId]) -> Ring:
+        return Ring.equal_arcs(nodes)
+
+    def plan(self, ring: Ring, usage: Usage, new_node: NodeId) -> JoinPlan:
+        _check_new_node(ring, new_node)
+        weights = sector_bytes(ring, usage)
+        if sum(weights) == 0:
+            weights = [1] * SECTORS
+        loads = node_loads(ring, weights)
+        fair = sum(weights) / (len(loads) + 1)
+        owned = {node: set(ring.sectors_of(node)) for node in loads}
+        taken = 0
+        moves: dict[int, NodeId] = {}
+        while True:
+            donors = [node for node in loads if len(owned[node]) > 1]
+            if not donors:
+                break
+            donor = max(donors, key=lambda node: (loads[node], len(owned[node]), node))
+            sector = _largest_arc_sectors(ring, owned[donor], donor)[-1]
+            weight = weights[sector]
+            if abs(taken + weight - fair) >= abs(taken - fair) and weight > 0:
+                break
+            if weight == 0 and taken >= fair:
+                break
+            moves[sector] = donor
+            owned[donor].discard(sector)
+            loads[donor] -= weight
+            taken += weight
+        return JoinPlan(new_node, moves)
+
+
+@attrs.frozen
+class HalfPolicy:
+    """Take the second half of the busiest node's largest arc."""
+
+    name: str = "half"
+
+    def initial(self, nodes: Sequence[NodeId]) -> Ring:
+        return Ring.equal_arcs(nodes)
+
+    def plan(self, ring: Ring, usage: Usage, new_node: NodeId) -> JoinPlan:
+        _check_new_node(ring, new_node)
+        weights = sector_bytes(ring, usage)
+        loads = node_loads(ring, weights)
+        counts = {node: len(ring.sectors_of(node)) for node in loads}
+        for donor in sorted(loads, key=lambda node: (-loads[node], -counts[node], node)):
+            arc = max(ring.arcs_of(donor), key=lambda arc: (arc.length, -arc.start))
+            if arc.length >= 2:
+                taken = arc.sectors[arc.length - arc.length // 2 :]
+                return JoinPlan(new_node, dict.fromkeys(taken, donor))
+        raise JoinRefused("no node owns an arc of two or more sectors, so none can be split")
+
+
+@attrs.frozen
+class KetamaPolicy:
+    """Sectors follow uhashring's ketama continuum over the node ids."""
+
+    name: str = "ketama"
+
+    @staticmethod
+    def _assign(nodes: Sequence[NodeId]) -> tuple[NodeId, ...]:
+        continuum = HashRing(nodes=list(nodes), hash_fn="ketama")
+        return tuple(str(continuum.get_node(str(sector))) for sector in range(SECTORS))
+
+    def initial(self, nodes: Sequence[NodeId]) -> Ring:
+        if len(set(nodes)) != len(nodes) or not nodes:
+            raise ValueError(f"node ids must be distinct and non-empty, got {list(nodes)}")
+        return Ring(self._assign(nodes))
+
+    def plan(self, ring: Ring, usage: Usage, new_node: NodeId) -> JoinPlan:
+        _check_new_node(ring, new_node)
+        after = self._assign([*ring.nodes, new_node])
+        moves = {
+            sector: ring.owner(sector) for sector in range(SECTORS) if after[sector] == new_node
+        }
+        return JoinPlan(new_node, moves)
+
+
+_ALL: tuple[JoinPolicy, ...] = (FillPolicy(), HalfPolicy(), KetamaPolicy())
+POLICIES: Mapping[str, JoinPolicy] = {policy.name: policy for policy in _ALL}
+
+
+def get_policy(name: str) -> JoinPolicy:
+    """The policy called ``name``; raises ValueError listing the known names."""
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown join policy {name!r}; choose one of {sorted(POLICIES)}"
+        ) from None

@@ -1,0 +1,101 @@
+"""The janitor: removes what interrupted uploads and crashes leave behind.
+
+Two sweeps:
+
+* *stale uploads*: uploads still ``pending`` after ``pending_ttl`` seconds (their
+  writer died with the process) and uploads marked ``deleting`` whose parts could not
+  all be deleted at the time. Their parts are deleted, then their rows.
+* *orphan parts*: part files that no row places where they are (a crash between
+  writing a part and recording it is impossible, since the row comes first, but a
+  crash mid-delete, a rolled-back join or an aborted write racing a delete can leave
+  them). This sweep holds off joins while it runs, because during a join files
+  legitimately exist where no row (yet) places them.
+
+A part file always has its row before it is written, and rows are forgotten only
+after their files are deleted, so "no row places this file here", checked after
+listing the file, means it is garbage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import attrs
+
+from ..errors import S3liteError
+from ..orchestrator import Orchestrator, parse_part_name
+from .cleanup import discard_upload
+from .manifest_store import ManifestStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PENDING_TTL = 3600.0
+
+
+@attrs.frozen
+class JanitorReport:
+    uploads_removed: int
+    orphans_removed: int
+
+
+class Janitor:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        manifests: ManifestStore,
+        *,
+        pending_ttl: float = DEFAULT_PENDING_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.manifests = manifests
+        self.pending_ttl = pending_ttl
+        self._clock = clock
+
+    async def run_once(self, *, pending_before: float | None = None) -> JanitorReport:
+        """One pass of both sweeps. ``pending_before`` overrides the TTL cut-off (at
+        start-up every pending upload is stale: no writer survived the restart)."""
+        if pending_before is None:
+            pending_before = self._clock() - self.pending_ttl
+        uploads = await self.remove_stale_uploads(pending_before)
+        orphans = await self.remove_orphans()
+        return JanitorReport(uploads, orphans)
+
+    async def remove_stale_uploads(self, pending_before: float) -> int:
+        removed = 0
+        for upload_id in await self.manifests.stale_uploads(pending_before):
+            try:
+                await discard_upload(self.orchestrator, self.manifests, upload_id)
+            except S3liteError as exc:
+                log.warning("janitor could not remove upload %s yet: %s", upload_id, exc)
+                continue
+            removed += 1
+        return removed
+
+    async def remove_orphans(self) -> int:
+        removed = 0
+        async with self.orchestrator.no_migration():
+            ring = self.orchestrator.ring
+            for node_id in self.orchestrator.topology.node_ids:
+                client = self.orchestrator.client(node_id)
+                try:
+                    sectors = sorted(await client.usage())
+                    for sector in sectors:
+                        names = [stat.name for stat in await client.list_parts(sector)]
+                        keys = {name: parse_part_name(name) for name in names}
+                        recorded = await self.manifests.recorded_sectors(
+                            [key for key in keys.values() if key is not None]
+                        )
+                        owned = ring.owner(sector) == node_id
+                        orphans = [
+                            name
+                            for name, key in keys.items()
+                            if not owned or key is None or recorded.get(key) != sector
+                        ]
+                        if orphans:
+                            removed += await client.delete_parts(sector, orphans)
+                except S3liteError as exc:
+                    log.warning("janitor skipped node %s: %s", node_id, exc)
+        return removed

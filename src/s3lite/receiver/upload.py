@@ -1,0 +1,152 @@
+"""The write path: cut a stream into six parts and store them in parallel.
+
+Incoming chunks are cut at stripe-unit boundaries and each piece is sent to its
+part's writer through a bounded channel, so a slow node slows the upload instead of
+filling memory: at most ``PART_QUEUE`` chunks wait per destination. Every part
+writer streams straight into ``NodeClient.put_part``; a part whose sector is moving
+is written to the donor and to the new node at once (dual write).
+
+If a segment's size is not declared, up to six stripe units are read ahead: a body
+that ends within them is small, and gets a stripe unit of ``ceil(size / 6)`` so that
+all six parts carry data, as a body of declared size does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+
+import anyio
+import attrs
+import xxhash
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ..errors import BodyLengthMismatch, DataLoss
+from ..orchestrator import Orchestrator, RoutingView, part_name
+from ..streams import single_error
+from .manifest import PartRecord, Segment
+from .striping import Layout, pieces, unit_for
+
+PART_QUEUE = 4
+"""Chunks buffered per destination node before the reader of the body waits."""
+
+
+@attrs.frozen
+class Prepared:
+    """A body whose stripe unit is settled: ``chunks`` replays any read-ahead."""
+
+    unit: int
+    chunks: AsyncIterator[bytes]
+
+
+async def prepare(
+    chunks: AsyncIterator[bytes], declared: int | None, max_unit: int, parts: int
+) -> Prepared:
+    """Settle the stripe unit, reading ahead at most ``parts * max_unit`` bytes."""
+    if declared is not None:
+        return Prepared(unit_for(declared, max_unit, parts), chunks)
+    buffered: list[bytes] = []
+    total = 0
+    async for chunk in chunks:
+        buffered.append(chunk)
+        total += len(chunk)
+        if total > parts * max_unit:
+            return Prepared(max_unit, _replay(buffered, chunks))
+    return Prepared(unit_for(total, max_unit, parts), _replay(buffered, chunks))
+
+
+async def _replay(buffered: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    while buffered:
+        yield buffered.pop(0)
+    async for chunk in rest:
+        yield chunk
+
+
+@attrs.define
+class SegmentWriter:
+    """Writes one segment: six parts, each to the node(s) routing names for it."""
+
+    orchestrator: Orchestrator
+    view: RoutingView
+    upload_id: str
+    number: int
+    sectors: Sequence[int]
+    unit: int
+    md5: hashlib._Hash = attrs.field(init=False, factory=hashlib.md5)
+    size: int = attrs.field(init=False, default=0)
+    _hashers: list[xxhash.xxh3_64] = attrs.field(init=False, factory=list)
+    _stored: dict[int, int] = attrs.field(init=False, factory=dict)
+
+    async def write(self, chunks: AsyncIterable[bytes], declared: int | None) -> Segment:
+        """Store every byte of ``chunks``; raises BodyLengthMismatch (after the writers
+        stop) if the total differs from ``declared``."""
+        self._hashers = [xxhash.xxh3_64() for _ in self.sectors]
+        with single_error():
+            async with anyio.create_task_group() as group:
+                senders = [self._start_part(group, index) for index in range(len(self.sectors))]
+                try:
+                    await self._deal(chunks, declared, senders)
+                finally:
+                    for destinations in senders:
+                        for sender in destinations:
+                            sender.close()
+        layout = Layout(self.size, self.unit, len(self.sectors))
+        records = []
+        for index, sector in enumerate(self.sectors):
+            expected = layout.part_length(index)
+            if self._stored.get(index) != expected:
+                raise DataLoss(
+                    f"part {index} of upload {self.upload_id}: a node stored "
+                    f"{self._stored.get(index)} bytes, {expected} were sent"
+                )
+            records.append(PartRecord(index, sector, expected, self._hashers[index].intdigest()))
+        return Segment(self.number, self.size, self.unit, tuple(records))
+
+    def _start_part(
+        self, group: anyio.abc.TaskGroup, index: int
+    ) -> list[MemoryObjectSendStream[bytes]]:
+        sector = self.sectors[index]
+        name = part_name(self.upload_id, self.number, index)
+        senders = []
+        for node_id in self.view.write_owners(sector):
+            send, receive = anyio.create_memory_object_stream[bytes](PART_QUEUE)
+            group.start_soon(self._put, node_id, sector, name, index, receive)
+            senders.append(send)
+        return senders
+
+    async def _put(
+        self,
+        node_id: str,
+        sector: int,
+        name: str,
+        index: int,
+        receive: MemoryObjectReceiveStream[bytes],
+    ) -> None:
+        with receive:
+            stat = await self.orchestrator.client(node_id).put_part(sector, name, receive)
+        previous = self._stored.setdefault(index, stat.length)
+        if previous != stat.length:
+            raise DataLoss(f"part {name}: nodes disagree on its length ({previous}, {stat.length})")
+
+    async def _deal(
+        self,
+        chunks: AsyncIterable[bytes],
+        declared: int | None,
+        senders: list[list[MemoryObjectSendStream[bytes]]],
+    ) -> None:
+        parts = len(self.sectors)
+        async for chunk in chunks:
+            start = self.size
+            if declared is not None and start + len(chunk) > declared:
+                raise BodyLengthMismatch(declared=declared, received=start + len(chunk))
+            self.md5.update(chunk)
+            self.size += len(chunk)
+            position = 0
+            for index, length in pieces(self.unit, start, start + len(chunk) - 1, parts):
+                piece = chunk if length == len(chunk) else chunk[position : position + length]
+                position += length
+                self._hashers[index].update(piece)
+                for sender in senders[index]:
+                    await sender.send(piece)
+        if declared is not None and self.size != declared:
+            raise BodyLengthMismatch(declared=declared, received=self.size)

@@ -1,0 +1,369 @@
+"""One storage node: part files on disk, grouped by sector.
+
+Layout of a node's data directory::
+
+    node.json            the node's id, written once
+    sectors/SSS/NAME     one file per part (see partfile.py), SSS = 000..359
+    tmp/                 parts and imports being written; emptied at start
+
+A node knows nothing about objects, manifests or other nodes: it stores named,
+immutable blobs in sectors, reports how many bytes each sector holds, and moves whole
+sectors in and out as zip streams. Usage is measured from the directory when the node
+opens and kept up to date by every change after that.
+
+Blocking file work runs in worker threads so one node can live inside the gateway's
+event loop (the embedded default) without stalling it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+import anyio.to_thread
+
+from ..errors import CorruptArchive, InvalidName, InvalidRange, NodeUnavailable, PartNotFound
+from ..transport.base import ByteStream, ImportResult, NodeHealth, PartStat
+from . import partfile
+from .partfile import HEADER_SIZE, PartWriter, check_name, check_sector, sector_dir_name
+from .ziparchive import Member, read_members, write_archive
+
+WRITE_BATCH = 1 << 20
+"""Incoming chunks are gathered up to this many bytes before one write in a worker
+thread: fewer thread hops, and the most a part write holds in memory."""
+
+READ_CHUNK = 256 * 1024
+"""Bytes per read when streaming a part out."""
+
+NODE_FILE = "node.json"
+
+
+class StorageNode:
+    """A storage node over one data directory. Create it with :meth:`open`."""
+
+    def __init__(self, data_dir: Path, node_id: str, usage: dict[int, int], *, fsync: bool):
+        self.data_dir = data_dir
+        self.node_id = node_id
+        self._usage = usage
+        self._fsync = fsync
+        self._sectors = data_dir / "sectors"
+        self._tmp = data_dir / "tmp"
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, data_dir: Path | str, node_id: str | None = None, *, fsync: bool = True
+    ) -> StorageNode:
+        """Open (creating if needed) the node stored in ``data_dir``.
+
+        ``node_id`` names a new node; for an existing one it must match what is stored
+        (ValueError otherwise). Without it a new node gets a random id.
+        """
+        data_dir = Path(data_dir)
+        stored_id, usage = await anyio.to_thread.run_sync(_prepare, data_dir, node_id)
+        return cls(data_dir, stored_id, usage, fsync=fsync)
+
+    @property
+    def address(self) -> str:
+        return f"memory://{self.node_id}"
+
+    def close(self) -> None:
+        """Refuse every further call with NodeUnavailable (what a stopped node does)."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise NodeUnavailable(self.node_id, "the node is closed")
+
+    def _part_path(self, sector: int, name: str) -> Path:
+        return self._sectors / sector_dir_name(check_sector(sector)) / check_name(name)
+
+    def _account(self, sector: int, delta: int) -> None:
+        total = self._usage.get(sector, 0) + delta
+        if total > 0:
+            self._usage[sector] = total
+        else:
+            self._usage.pop(sector, None)
+
+    async def health(self) -> NodeHealth:
+        self._check_open()
+        directories = [self._sectors / sector_dir_name(sector) for sector in self._usage]
+        parts = await anyio.to_thread.run_sync(_count_files, directories)
+        return NodeHealth(self.node_id, parts, sum(self._usage.values()))
+
+    async def usage(self) -> dict[int, int]:
+        self._check_open()
+        return dict(self._usage)
+
+    async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
+        self._check_open()
+        written, replaced = await self._write(body, self._part_path(sector, name))
+        self._account(sector, HEADER_SIZE + written.length - replaced)
+        return PartStat(name, sector, written.length, written.crc32)
+
+    async def _write(self, body: AsyncIterable[bytes], final_path: Path) -> tuple[PartWriter, int]:
+        """Stream ``body`` into a part file at ``final_path``; (writer, bytes replaced).
+
+        The temporary file is created by the first batch, so a small part costs one
+        thread hop; on any failure or cancellation it is removed.
+        """
+        writer: PartWriter | None = None
+
+        def write(batch: bytearray, commit: bool) -> tuple[PartWriter, int]:
+            nonlocal writer
+            if writer is None:
+                final_path.parent.mkdir(exist_ok=True)
+                writer = PartWriter(self._tmp, self.node_id, fsync=self._fsync)
+            writer.write(batch)
+            return writer, writer.commit(final_path) if commit else 0
+
+        pending = bytearray()
+        try:
+            async for chunk in body:
+                pending += chunk
+                if len(pending) >= WRITE_BATCH:
+                    batch, pending = pending, bytearray()
+                    await anyio.to_thread.run_sync(write, batch, False)
+            self._check_open()
+            return await anyio.to_thread.run_sync(write, pending, True)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+
+    async def get_part(
+        self, sector: int, name: str, start: int | None = None, end: int | None = None
+    ) -> ByteStream:
+        self._check_open()
+        path = self._part_path(sector, name)
+        handle, length, _ = await anyio.to_thread.run_sync(
+            partfile.open_part, path, self.node_id, sector, name
+        )
+        try:
+            first, last = _part_range(length, start, end)
+            if first:
+                handle.seek(HEADER_SIZE + first)
+        except BaseException:
+            handle.close()
+            raise
+        return _read_file(handle, last - first + 1)
+
+    async def delete_parts(self, sector: int, names: Collection[str]) -> int:
+        self._check_open()
+        paths = [self._part_path(sector, name) for name in names]
+        freed, deleted = await anyio.to_thread.run_sync(_unlink_all, paths)
+        self._account(sector, -freed)
+        return deleted
+
+    async def list_parts(self, sector: int) -> list[PartStat]:
+        self._check_open()
+        directory = self._sectors / sector_dir_name(check_sector(sector))
+        return await anyio.to_thread.run_sync(_list_sector, directory, sector)
+
+    async def link_part(self, name: str, from_sector: int, to_sector: int) -> None:
+        self._check_open()
+        source = self._part_path(from_sector, name)
+        target = self._part_path(to_sector, name)
+        size = await anyio.to_thread.run_sync(_link, source, target, self.node_id, from_sector)
+        if size:
+            self._account(to_sector, size)
+
+    async def drop_sectors(self, sectors: Collection[int]) -> None:
+        self._check_open()
+        for sector in sectors:
+            directory = self._sectors / sector_dir_name(check_sector(sector))
+            await anyio.to_thread.run_sync(_remove_tree, directory)
+            self._usage.pop(sector, None)
+
+    async def export_sectors(self, sectors: Collection[int]) -> ByteStream:
+        self._check_open()
+        for sector in sectors:
+            check_sector(sector)
+        return write_archive(self._members(sorted(set(sectors))))
+
+    async def _members(self, sectors: list[int]) -> AsyncIterator[Member]:
+        for sector in sectors:
+            for stat in await self.list_parts(sector):
+                path = self._part_path(sector, stat.name)
+                try:
+                    handle, length, crc = await anyio.to_thread.run_sync(
+                        partfile.open_part, path, self.node_id, sector, stat.name
+                    )
+                except PartNotFound:
+                    continue  # deleted since the listing: it no longer needs to move
+                yield Member(
+                    f"{sector_dir_name(sector)}/{stat.name}",
+                    length,
+                    crc,
+                    _opener(_read_file(handle, length)),
+                )
+
+    async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
+        self._check_open()
+        staging = self._tmp / f"import-{secrets.token_hex(8)}"
+        await anyio.to_thread.run_sync(staging.mkdir)
+        try:
+            parts, payload = await self._stage(archive, staging)
+            self._check_open()
+            added = await anyio.to_thread.run_sync(_install, staging, self._sectors)
+        finally:
+            await anyio.to_thread.run_sync(_remove_tree, staging)
+        for sector, delta in added.items():
+            self._account(sector, delta)
+        return ImportResult(parts, payload)
+
+    async def _stage(self, archive: AsyncIterable[bytes], staging: Path) -> tuple[int, int]:
+        parts = payload = 0
+        async for member in read_members(archive):
+            sector, name = _member_location(member.name)
+            written, _ = await self._write(member.chunks, staging / sector_dir_name(sector) / name)
+            if written.crc32 != member.crc32 or written.length != member.size:
+                raise CorruptArchive(
+                    f"member {member.name!r}: archive says {member.size} bytes with CRC "
+                    f"{member.crc32:#010x}, received {written.length} bytes with CRC "
+                    f"{written.crc32:#010x}"
+                )
+            parts += 1
+            payload += written.length
+        return parts, payload
+
+
+def _opener(stream: ByteStream) -> Callable[[], Awaitable[AsyncIterator[bytes]]]:
+    async def open_stream() -> AsyncIterator[bytes]:
+        return stream
+
+    return open_stream
+
+
+def _part_range(length: int, start: int | None, end: int | None) -> tuple[int, int]:
+    """Inclusive payload range to read; the whole payload when both are None."""
+    if start is None and end is None:
+        return 0, length - 1
+    first = 0 if start is None else start
+    last = length - 1 if end is None else end
+    if not 0 <= first <= last < length:
+        raise InvalidRange(f"range {start}-{end} is outside a part of {length} bytes", size=length)
+    return first, last
+
+
+async def _read_file(handle: BinaryIO, remaining: int) -> ByteStream:
+    try:
+        while remaining > 0:
+            chunk = await anyio.to_thread.run_sync(handle.read, min(READ_CHUNK, remaining))
+            if not chunk:
+                raise OSError(f"part file {handle.name} ended {remaining} bytes early")
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
+
+
+def _member_location(member_name: str) -> tuple[int, str]:
+    directory, _, name = member_name.partition("/")
+    try:
+        sector = int(directory)
+        check_sector(sector)
+        check_name(name)
+    except (ValueError, InvalidName) as exc:
+        raise CorruptArchive(f"member name {member_name!r} is not SSS/part-name") from exc
+    return sector, name
+
+
+def _prepare(data_dir: Path, node_id: str | None) -> tuple[str, dict[int, int]]:
+    """Create the layout, settle the node id, clear temp files and measure usage."""
+    (data_dir / "sectors").mkdir(parents=True, exist_ok=True)
+    identity = data_dir / NODE_FILE
+    if identity.exists():
+        stored = json.loads(identity.read_text())["node_id"]
+        if node_id is not None and node_id != stored:
+            raise ValueError(f"{data_dir} belongs to node {stored!r}, not {node_id!r}")
+        node_id = stored
+    else:
+        node_id = node_id or f"node-{secrets.token_hex(4)}"
+        partfile.check_name(node_id)
+        identity.write_text(json.dumps({"node_id": node_id}))
+    _remove_tree(data_dir / "tmp")
+    (data_dir / "tmp").mkdir()
+    usage: dict[int, int] = {}
+    for entry in os.scandir(data_dir / "sectors"):
+        if entry.is_dir() and entry.name.isdigit():
+            total = sum(f.stat().st_size for f in os.scandir(entry.path) if f.is_file())
+            if total:
+                usage[int(entry.name)] = total
+    return node_id, usage
+
+
+def _count_files(directories: list[Path]) -> int:
+    return sum(len(os.listdir(directory)) for directory in directories if directory.exists())
+
+
+def _unlink_all(paths: list[Path]) -> tuple[int, int]:
+    freed = deleted = 0
+    for path in paths:
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+        deleted += 1
+    return freed, deleted
+
+
+def _list_sector(directory: Path, sector: int) -> list[PartStat]:
+    stats = []
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        try:
+            with open(entry.path, "rb") as handle:
+                length, crc = partfile.read_header(handle, Path(entry.path))
+        except FileNotFoundError:
+            continue
+        stats.append(PartStat(entry.name, sector, length, crc))
+    return stats
+
+
+def _link(source: Path, target: Path, node_id: str, sector: int) -> int:
+    """Hard-link ``source`` as ``target``; returns the bytes newly accounted (0 if the link
+    already existed)."""
+    target.parent.mkdir(exist_ok=True)
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        if os.path.samefile(source, target):
+            return 0
+        raise
+    except FileNotFoundError:
+        raise PartNotFound(node_id, sector, source.name) from None
+    return target.stat().st_size
+
+
+def _install(staging: Path, sectors: Path) -> dict[int, int]:
+    """Rename every staged part into the sector tree; returns bytes added per sector."""
+    added: dict[int, int] = {}
+    for directory in sorted(staging.iterdir()):
+        sector = int(directory.name)
+        (sectors / directory.name).mkdir(exist_ok=True)
+        for staged in directory.iterdir():
+            final = sectors / directory.name / staged.name
+            try:
+                replaced = final.stat().st_size
+            except FileNotFoundError:
+                replaced = 0
+            size = staged.stat().st_size
+            os.replace(staged, final)
+            added[sector] = added.get(sector, 0) + size - replaced
+    return added
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
