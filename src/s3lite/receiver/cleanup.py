@@ -7,6 +7,9 @@ reached the rows stay, and the janitor tries again later.
 
 from __future__ import annotations
 
+import anyio
+
+from ..errors import S3liteError
 from ..orchestrator import Orchestrator, RoutingView
 from .manifest_store import ManifestStore
 
@@ -30,9 +33,22 @@ async def discard_upload(
 async def _delete_parts(
     orchestrator: Orchestrator, manifests: ManifestStore, upload_id: str, view: RoutingView
 ) -> None:
-    by_sector: dict[int, list[str]] = {}
+    """Delete on every node at once; if some failed, raise the first failure after the
+    others are done, so one dead node does not keep garbage on the live ones."""
+    by_node: dict[tuple[str, int], list[str]] = {}
     for part in await manifests.upload_parts(upload_id):
-        by_sector.setdefault(part.sector, []).append(part.name)
-    for sector, names in sorted(by_sector.items()):
-        for node_id in view.write_owners(sector):
+        for node_id in view.write_owners(part.sector):
+            by_node.setdefault((node_id, part.sector), []).append(part.name)
+    failures: list[S3liteError] = []
+
+    async def delete(node_id: str, sector: int, names: list[str]) -> None:
+        try:
             await orchestrator.client(node_id).delete_parts(sector, names)
+        except S3liteError as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for (node_id, sector), names in sorted(by_node.items()):
+            group.start_soon(delete, node_id, sector, names)
+    if failures:
+        raise failures[0]

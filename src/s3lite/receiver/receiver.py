@@ -55,10 +55,17 @@ class ObjectRead:
     span: tuple[int, int] | None
     """Inclusive range being returned; None for the whole object."""
     chunks: AsyncGenerator[bytes, None]
+    _readers: tuple[PartReader, ...] = ()
 
     @property
     def length(self) -> int:
         return self.info.size if self.span is None else self.span[1] - self.span[0] + 1
+
+    async def aclose(self) -> None:
+        """Release the part streams, whether or not ``chunks`` was read."""
+        await self.chunks.aclose()
+        for reader in self._readers:
+            await reader.aclose()
 
 
 class Receiver:
@@ -166,7 +173,8 @@ class Receiver:
                         raise DataLoss(f"object {key!r} cannot be read: {missing}") from missing
             attempt += 1  # overwritten or re-homed meanwhile: read the new manifest
         segment = manifest.segments[0]
-        return ObjectRead(manifest.info, span, join_segment(segment, readers, first, last))
+        chunks = join_segment(segment, readers, first, last)
+        return ObjectRead(manifest.info, span, chunks, tuple(readers.values()))
 
     async def get_object(
         self, key: str, start: int | None = None, end: int | None = None
@@ -177,7 +185,7 @@ class Receiver:
             async for chunk in read.chunks:
                 yield chunk
         finally:
-            await read.chunks.aclose()
+            await read.aclose()
 
     async def delete_object(self, key: str) -> None:
         """Delete the object; NotFound if there is none. Its parts are deleted now if

@@ -21,7 +21,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterable, AsyncIterator, Collection
 from pathlib import Path
 from typing import BinaryIO
 
@@ -152,7 +152,7 @@ class StorageNode:
         except BaseException:
             handle.close()
             raise
-        return _read_file(handle, last - first + 1)
+        return _FileStream(handle, last - first + 1)
 
     async def delete_parts(self, sector: int, names: Collection[str]) -> int:
         self._check_open()
@@ -201,7 +201,7 @@ class StorageNode:
                     f"{sector_dir_name(sector)}/{stat.name}",
                     length,
                     crc,
-                    _opener(_read_file(handle, length)),
+                    _FileStream(handle, length),
                 )
 
     async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
@@ -234,13 +234,6 @@ class StorageNode:
         return parts, payload
 
 
-def _opener(stream: ByteStream) -> Callable[[], Awaitable[AsyncIterator[bytes]]]:
-    async def open_stream() -> AsyncIterator[bytes]:
-        return stream
-
-    return open_stream
-
-
 def _part_range(length: int, start: int | None, end: int | None) -> tuple[int, int]:
     """Inclusive payload range to read; the whole payload when both are None."""
     if start is None and end is None:
@@ -252,16 +245,30 @@ def _part_range(length: int, start: int | None, end: int | None) -> tuple[int, i
     return first, last
 
 
-async def _read_file(handle: BinaryIO, remaining: int) -> ByteStream:
-    try:
-        while remaining > 0:
-            chunk = await anyio.to_thread.run_sync(handle.read, min(READ_CHUNK, remaining))
-            if not chunk:
-                raise OSError(f"part file {handle.name} ended {remaining} bytes early")
-            remaining -= len(chunk)
-            yield chunk
-    finally:
-        handle.close()
+class _FileStream:
+    """Streams ``remaining`` bytes of an open file; closing it closes the file."""
+
+    def __init__(self, handle: BinaryIO, remaining: int) -> None:
+        self._handle = handle
+        self._remaining = remaining
+
+    def __aiter__(self) -> _FileStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._remaining <= 0 or self._handle.closed:
+            await self.aclose()
+            raise StopAsyncIteration
+        size = min(READ_CHUNK, self._remaining)
+        chunk = await anyio.to_thread.run_sync(self._handle.read, size)
+        if not chunk:
+            await self.aclose()
+            raise OSError(f"part file {self._handle.name} ended {self._remaining} bytes early")
+        self._remaining -= len(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        self._handle.close()
 
 
 def _member_location(member_name: str) -> tuple[int, str]:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import struct
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 
 import attrs
 
 from ..errors import CorruptArchive
+from ..transport.base import ByteStream
 
 LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")
@@ -52,12 +53,12 @@ READ_CHUNK = 1 << 20
 
 @attrs.frozen
 class Member:
-    """One member to write: its bytes are produced by ``open()`` when its turn comes."""
+    """One member to write; the archive closes ``chunks`` once it has used them."""
 
     name: str
     size: int
     crc32: int
-    open: Callable[[], Awaitable[AsyncIterator[bytes]]]
+    chunks: ByteStream
 
 
 async def write_archive(members: AsyncIterable[Member]) -> AsyncGenerator[bytes, None]:
@@ -67,71 +68,81 @@ async def write_archive(members: AsyncIterable[Member]) -> AsyncGenerator[bytes,
     count = 0
     with tempfile.SpooledTemporaryFile(max_size=CENTRAL_SPOOL_BYTES) as central:
         async for member in members:
-            name = member.name.encode()
-            local = LOCAL_HEADER.pack(
-                LOCAL_SIG,
-                VERSION,
-                UTF8_FLAG,
-                STORED,
-                DOS_TIME,
-                DOS_DATE,
-                member.crc32,
-                MAX32,
-                MAX32,
-                len(name),
-                ZIP64_LOCAL_EXTRA.size,
-            )
-            extra = ZIP64_LOCAL_EXTRA.pack(ZIP64_EXTRA_ID, 16, member.size, member.size)
-            yield local + name + extra
-            sent = 0
-            chunks = await member.open()
             try:
-                async for chunk in chunks:
+                header = _local_header(member)
+                yield header
+                sent = 0
+                async for chunk in member.chunks:
                     sent += len(chunk)
                     if sent > member.size:
                         break
                     yield chunk
             finally:
-                await _close(chunks)
+                await member.chunks.aclose()
             if sent != member.size:
                 raise CorruptArchive(
                     f"member {member.name!r} declared {member.size} bytes but its source "
                     f"gave {'more' if sent > member.size else sent}"
                 )
-            central.write(
-                CENTRAL_HEADER.pack(
-                    CENTRAL_SIG,
-                    VERSION | 3 << 8,
-                    VERSION,
-                    UTF8_FLAG,
-                    STORED,
-                    DOS_TIME,
-                    DOS_DATE,
-                    member.crc32,
-                    MAX32,
-                    MAX32,
-                    len(name),
-                    ZIP64_CENTRAL_EXTRA.size,
-                    0,
-                    0,
-                    0,
-                    FILE_ATTRIBUTES,
-                    MAX32,
-                )
-                + name
-                + ZIP64_CENTRAL_EXTRA.pack(ZIP64_EXTRA_ID, 24, member.size, member.size, offset)
-            )
-            offset += len(local) + len(name) + len(extra) + member.size
+            central.write(_central_header(member, offset))
+            offset += len(header) + member.size
             count += 1
         central_size = central.tell()
         central.seek(0)
         while block := central.read(READ_CHUNK):
             yield block
-    end64_offset = offset + central_size
-    yield (
+    yield _end_records(count, central_size, offset)
+
+
+def _local_header(member: Member) -> bytes:
+    name = member.name.encode()
+    fixed = LOCAL_HEADER.pack(
+        LOCAL_SIG,
+        VERSION,
+        UTF8_FLAG,
+        STORED,
+        DOS_TIME,
+        DOS_DATE,
+        member.crc32,
+        MAX32,  # sizes are in the zip64 extra field
+        MAX32,
+        len(name),
+        ZIP64_LOCAL_EXTRA.size,
+    )
+    return fixed + name + ZIP64_LOCAL_EXTRA.pack(ZIP64_EXTRA_ID, 16, member.size, member.size)
+
+
+def _central_header(member: Member, offset: int) -> bytes:
+    name = member.name.encode()
+    fixed = CENTRAL_HEADER.pack(
+        CENTRAL_SIG,
+        VERSION | 3 << 8,  # made by: Unix
+        VERSION,
+        UTF8_FLAG,
+        STORED,
+        DOS_TIME,
+        DOS_DATE,
+        member.crc32,
+        MAX32,  # sizes and offset are in the zip64 extra field
+        MAX32,
+        len(name),
+        ZIP64_CENTRAL_EXTRA.size,
+        0,  # comment length
+        0,  # disk number
+        0,  # internal attributes
+        FILE_ATTRIBUTES,
+        MAX32,
+    )
+    extra = ZIP64_CENTRAL_EXTRA.pack(ZIP64_EXTRA_ID, 24, member.size, member.size, offset)
+    return fixed + name + extra
+
+
+def _end_records(count: int, central_size: int, central_offset: int) -> bytes:
+    end64_offset = central_offset + central_size
+    return (
         ZIP64_END.pack(
             ZIP64_END_SIG,
-            ZIP64_END.size - 12,
+            ZIP64_END.size - 12,  # size of the rest of this record
             VERSION,
             VERSION,
             0,
@@ -139,17 +150,11 @@ async def write_archive(members: AsyncIterable[Member]) -> AsyncGenerator[bytes,
             count,
             count,
             central_size,
-            offset,
+            central_offset,
         )
         + ZIP64_LOCATOR.pack(ZIP64_LOCATOR_SIG, 0, end64_offset, 1)
         + END.pack(END_SIG, 0, 0, 0xFFFF, 0xFFFF, MAX32, MAX32, 0)
     )
-
-
-async def _close(chunks: AsyncIterator[bytes]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 @attrs.frozen

@@ -13,13 +13,25 @@ so a missing part raises at the call, never in the middle of a stream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Collection, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
 from typing import Protocol
 
 import attrs
 
-ByteStream = AsyncGenerator[bytes, None]
-"""Byte chunks from a resource (a file, a connection) that is released by ``aclose``."""
+
+class ByteStream(Protocol):
+    """Byte chunks from a resource (a file, a connection) that ``aclose`` releases.
+
+    ``aclose`` must release the resource even if iteration never started, and may be
+    called more than once. (Async generators do not qualify on the first point: one
+    that never started ignores ``aclose``.)
+    """
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def __anext__(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
 
 
 @attrs.frozen

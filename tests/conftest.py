@@ -1,0 +1,26 @@
+"""Shared fixtures. Async tests run on asyncio through the anyio plugin; the modules
+that must also prove trio compatibility parametrize ``anyio_backend`` themselves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from s3lite import LocalCluster
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
+    """A six-node cluster with small stripe units, so that small objects use every part
+    and several stripes; fsync is off because tmp_path is throwaway."""
+    async with LocalCluster(
+        root=tmp_path / "cluster", nodes=6, stripe_unit=4096, janitor_interval=None, fsync=False
+    ) as opened:
+        yield opened

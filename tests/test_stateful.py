@@ -1,0 +1,125 @@
+"""A stateful Hypothesis model of the cluster: puts, overwrites, gets, ranged gets,
+deletes, joins and reopenings in any order, checked against a dict after every step.
+
+The cluster lives in an event loop on a background thread (an anyio blocking portal),
+because Hypothesis drives state machines synchronously.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.from_thread
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from s3lite import LocalCluster, NotFound
+
+T = TypeVar("T")
+
+KEYS = st.sampled_from(["a", "a/b", "b c", "%41", "\u00e9t\u00e9", "z" * 200, "x/y/z"])
+MAX_NODES = 9
+
+
+class ClusterModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="s3lite-stateful-"))
+        self.portal_cm = anyio.from_thread.start_blocking_portal("asyncio")
+        self.portal = self.portal_cm.__enter__()
+        self.model: dict[str, bytes] = {}
+        self.cluster = self._open()
+
+    def _open(self) -> LocalCluster:
+        cluster = LocalCluster(root=self.root, stripe_unit=512, janitor_interval=None, fsync=False)
+        return self.portal.call(cluster.__aenter__)
+
+    def _run(self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        return self.portal.call(function, *args)
+
+    async def _read(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        return b"".join([c async for c in self.cluster.receiver.get_object(key, start, end)])
+
+    @rule(key=KEYS, data=st.binary(max_size=5000))
+    def put(self, key: str, data: bytes) -> None:
+        self._run(self.cluster.receiver.put_object, key, data)
+        self.model[key] = data
+
+    @rule(key=KEYS)
+    def get(self, key: str) -> None:
+        if key in self.model:
+            assert self._run(self._read, key) == self.model[key]
+        else:
+            with pytest.raises(NotFound):
+                self._run(self._read, key)
+
+    @rule(key=KEYS, data=st.data())
+    def get_range(self, key: str, data: st.DataObject) -> None:
+        body = self.model.get(key)
+        if not body:
+            return
+        start = data.draw(st.integers(0, len(body) - 1))
+        end = data.draw(st.integers(start, len(body) - 1))
+        assert self._run(self._read, key, start, end) == body[start : end + 1]
+
+    @rule(key=KEYS)
+    def delete(self, key: str) -> None:
+        if key in self.model:
+            self._run(self.cluster.receiver.delete_object, key)
+            del self.model[key]
+        else:
+            with pytest.raises(NotFound):
+                self._run(self.cluster.receiver.delete_object, key)
+
+    @precondition(lambda self: len(self.cluster.nodes) < MAX_NODES)
+    @rule()
+    def join(self) -> None:
+        new = self._run(self.cluster.add_node)
+        assert new in self.cluster.orchestrator.ring.nodes
+
+    @rule()
+    def reopen(self) -> None:
+        self.portal.call(self.cluster.__aexit__, None, None, None)
+        self.cluster = self._open()
+
+    @invariant()
+    def listing_matches_model(self) -> None:
+        listing = self._run(self.cluster.receiver.list_objects)
+        assert [info.key for info in listing.objects] == sorted(self.model, key=str.encode)
+        assert [info.size for info in listing.objects] == [
+            len(self.model[k]) for k in sorted(self.model, key=str.encode)
+        ]
+
+    @invariant()
+    def parts_on_distinct_nodes_and_nothing_else_stored(self) -> None:
+        ring = self.cluster.orchestrator.ring
+        referenced = 0
+        for key in self.model:
+            manifest = self._run(self.cluster.receiver.manifests.get, key)
+            assert manifest is not None
+            parts = manifest.segments[0].parts
+            assert len({ring.owner(p.sector) for p in parts}) == 6
+            referenced += sum(32 + p.length for p in parts)
+        assert sum(self._run(self.cluster.usage).values()) == referenced
+
+    def teardown(self) -> None:
+        try:
+            self.portal.call(self.cluster.__aexit__, None, None, None)
+        finally:
+            self.portal_cm.__exit__(None, None, None)
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+ClusterModel.TestCase.settings = settings(
+    max_examples=25,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestCluster = ClusterModel.TestCase
