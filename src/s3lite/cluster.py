@@ -38,7 +38,9 @@ class LocalCluster:
     ``nodes`` is the size of a new cluster (at least 6); an existing root keeps the
     nodes it has. ``policy`` is the join policy of a new cluster ("fill", "half",
     "ketama"); an existing one keeps its own. The janitor runs at open and then every
-    ``janitor_interval`` seconds (None: only at open and when called).
+    ``janitor_interval`` seconds (None: only at open and when called). ``fsync=False``
+    trades durability across power cuts (not process crashes) for speed, for tests and
+    benchmarks on throwaway data.
     """
 
     def __init__(
@@ -115,7 +117,9 @@ class LocalCluster:
             addresses = []
             for info in saved.nodes:
                 await self._start_node(info.node_id)
-        manifests = await SqliteManifestStore.open(gateway / "manifests.sqlite3")
+        manifests = await SqliteManifestStore.open(
+            gateway / "manifests.sqlite3", durable=self._fsync
+        )
         self._stack.push_async_callback(manifests.close)
         orchestrator = Orchestrator(self.transport, store, policy=self._policy)
         self._orchestrator = orchestrator

@@ -8,6 +8,7 @@ sector its donor keeps: a hard link and a catalog update, no bytes moved.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
@@ -23,15 +24,15 @@ def part_name(upload_id: str, segment: int, index: int) -> str:
     return f"{upload_id}-{segment}-{index}"
 
 
+_PART_NAME = re.compile(r"([0-9a-zA-Z]+)-(0|[1-9][0-9]*)-(0|[1-9][0-9]*)")
+
+
 def parse_part_name(name: str) -> tuple[str, int, int] | None:
     """(upload id, segment, index) of a part file name, or None if it is not one."""
-    upload_id, _, rest = name.partition("-")
-    segment, _, index = rest.partition("-")
-    if not (upload_id and segment.isdigit() and index.isdigit()):
+    match = _PART_NAME.fullmatch(name)
+    if match is None:
         return None
-    if part_name(upload_id, int(segment), int(index)) != name:
-        return None
-    return upload_id, int(segment), int(index)
+    return match[1], int(match[2]), int(match[3])
 
 
 @attrs.frozen
@@ -71,17 +72,21 @@ def plan_rehomes(parts: Sequence[PlacedPart], plan: JoinPlan, target: Ring) -> l
     """Re-homes that leave at most one part of each segment on the new node.
 
     ``parts`` are the parts in the moving sectors. In each segment with several of
-    them, the lowest part index stays; each other one moves to a sector its donor
-    keeps after the join (chosen by hashing the part, so re-homes spread out).
-    Raises ValueError if a donor keeps no sector at all.
+    them, one stays, picked by hashing the segment with the new node's id: a fixed
+    rule (say, the lowest index) would make the parts a node received in one join the
+    likely keepers of the next, so that node would shed more than planned. Each other
+    part moves to a sector its donor keeps after the join (chosen by hashing the part,
+    so re-homes spread out). Raises ValueError if a donor keeps no sector at all.
     """
     groups: dict[tuple[str, int], list[PlacedPart]] = {}
     for part in parts:
         if part.sector in plan.moves:
             groups.setdefault((part.upload_id, part.segment), []).append(part)
     rehomes = []
-    for group in groups.values():
-        for part in sorted(group, key=lambda part: part.index)[1:]:
+    for (upload_id, segment), group in groups.items():
+        group.sort(key=lambda part: part.index)
+        stays = hash64(upload_id, segment, plan.new_node) % len(group)
+        for part in group[:stays] + group[stays + 1 :]:
             donor = plan.moves[part.sector]
             kept = target.sectors_of(donor)
             if not kept:

@@ -12,6 +12,8 @@ Three policies share one interface:
     until it holds its fair share ``total / (n + 1)`` of bytes (of sectors, while the
     cluster is empty). It stops at the sector that would take it further from the
     fair share than it already is, so it ends within one sector's bytes of it.
+    "Holds" counts what the node keeps after re-homing (see :class:`Landing`), not
+    what it is handed: with several donors some moving parts are re-homed back.
 ``half``
     The spec's literal rule: the new node takes the second half of the busiest node's
     largest arc (floor(length / 2) sectors). A one-sector arc is never split; the
@@ -33,6 +35,7 @@ from uhashring import HashRing
 
 from ..errors import JoinRefused
 from .hashing import SECTORS
+from .placement import PARTS_PER_SEGMENT
 from .ring import NodeId, Ring
 
 Usage = Mapping[NodeId, Mapping[int, int]]
@@ -110,9 +113,55 @@ def _largest_arc_sectors(ring: Ring, owned: set[int], node: NodeId) -> list[int]
     return best
 
 
+class Landing:
+    """What a join is expected to *keep* on the new node, given what it takes.
+
+    The new node keeps one part of every segment that has at least one part in a
+    moving sector (invariant 1: the others are re-homed onto their donors). If a
+    fraction ``f`` of node X's bytes moves, a segment with a part on X keeps it away
+    from the new node with probability ``1 - f``. A node holding ``B`` of the
+    cluster's ``T`` bytes has a part of a fraction ``c = 6 B / T`` of the segments
+    (weighted by size), so a segment escapes the join with probability about
+    ``prod((1 - f_X) ** c_X)`` and the new node keeps ``T / 6`` times the rest. When
+    every donor gives the same fraction ``f`` this is exactly ``(1 - f) ** 6``,
+    whatever the cluster size. Planning by bytes handed over instead would leave the
+    first joins with about 70% of their fair share.
+    """
+
+    def __init__(self, loads: Mapping[NodeId, int], parts: int = PARTS_PER_SEGMENT) -> None:
+        self._loads = dict(loads)
+        self._total = sum(loads.values())
+        self._parts = parts
+        self._coverage = {
+            node: min(1.0, parts * load / self._total) if self._total else 0.0
+            for node, load in loads.items()
+        }
+        self._moved = dict.fromkeys(loads, 0)
+
+    def kept(self, moved: Mapping[NodeId, int] | None = None) -> float:
+        """Expected bytes the new node keeps if ``moved`` (default: what was taken) moves."""
+        moved = self._moved if moved is None else moved
+        escape = 1.0
+        for node, load in self._loads.items():
+            if load:
+                escape *= (1.0 - moved[node] / load) ** self._coverage[node]
+        return self._total / self._parts * (1.0 - escape)
+
+    def kept_if(self, donor: NodeId, weight: int) -> float:
+        moved = dict(self._moved)
+        moved[donor] += weight
+        return self.kept(moved)
+
+    def take(self, donor: NodeId, weight: int) -> None:
+        self._moved[donor] += weight
+
+    def moved(self, node: NodeId) -> int:
+        return self._moved[node]
+
+
 @attrs.frozen
 class FillPolicy:
-    """Take one sector at a time from the busiest node until the fair share is reached."""
+    """Take one sector at a time from the busiest node until the fair share is kept."""
 
     name: str = "fill"
 
@@ -120,30 +169,46 @@ class FillPolicy:
         return Ring.equal_arcs(nodes)
 
     def plan(self, ring: Ring, usage: Usage, new_node: NodeId) -> JoinPlan:
+        """Sectors for ``new_node`` such that the bytes it is expected to keep (see
+        :class:`Landing`) come within one sector's bytes of ``total / (n + 1)``; on an
+        empty cluster, within one sector of ``360 / (n + 1)`` sectors."""
         _check_new_node(ring, new_node)
         weights = sector_bytes(ring, usage)
-        if sum(weights) == 0:
+        empty = sum(weights) == 0
+        if empty:
             weights = [1] * SECTORS
         loads = node_loads(ring, weights)
         fair = sum(weights) / (len(loads) + 1)
+        landing = Landing(loads)
         owned = {node: set(ring.sectors_of(node)) for node in loads}
-        taken = 0
+        kept = 0.0
         moves: dict[int, NodeId] = {}
         while True:
             donors = [node for node in loads if len(owned[node]) > 1]
             if not donors:
                 break
-            donor = max(donors, key=lambda node: (loads[node], len(owned[node]), node))
+            # The busiest now: what each node is expected to hold after the join.
+            share = kept / sum(landing.moved(n) for n in loads) if moves and kept else 1.0
+            donor = max(
+                donors,
+                key=lambda node: (
+                    loads[node] - share * landing.moved(node),
+                    len(owned[node]),
+                    node,
+                ),
+            )
             sector = _largest_arc_sectors(ring, owned[donor], donor)[-1]
             weight = weights[sector]
-            if abs(taken + weight - fair) >= abs(taken - fair) and weight > 0:
-                break
-            if weight == 0 and taken >= fair:
+            after = kept + weight if empty else landing.kept_if(donor, weight)
+            if after == kept:
+                if kept >= fair:
+                    break  # an empty sector changes nothing once the share is reached
+            elif abs(after - fair) >= abs(kept - fair):
                 break
             moves[sector] = donor
             owned[donor].discard(sector)
-            loads[donor] -= weight
-            taken += weight
+            landing.take(donor, weight)
+            kept = after
         return JoinPlan(new_node, moves)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from .hashing import SECTORS
 from .policies import JoinPlan
 from .ring import NodeId, Ring
 
@@ -115,28 +116,54 @@ class Topology:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Topology:
+    def from_json(cls, data: object) -> Topology:
         """Parse what :meth:`to_json` wrote; raises ValueError naming what is wrong."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a topology is a JSON object, got {type(data).__name__}")
         if data.get("format") != FORMAT_VERSION:
             raise ValueError(f"topology format {data.get('format')!r} is not {FORMAT_VERSION}")
         try:
             nodes = tuple(
-                NodeInfo(n["id"], n["address"], NodeState(n["state"])) for n in data["nodes"]
+                NodeInfo(_text(n["id"]), _text(n["address"]), NodeState(n["state"]))
+                for n in _list(data["nodes"])
             )
+            owners = _list(data["owners"])
             migration = None
             if data.get("migration") is not None:
                 raw = data["migration"]
+                moves = raw["moves"]
+                if not isinstance(moves, Mapping):
+                    raise ValueError(f"migration moves must be an object, got {moves!r}")
                 migration = Migration(
-                    raw["node"],
-                    {int(sector): donor for sector, donor in raw["moves"].items()},
+                    _text(raw["node"]),
+                    {_sector(sector): _text(donor) for sector, donor in moves.items()},
                     MigrationPhase(raw["phase"]),
                 )
             return cls(
-                policy=data["policy"],
+                policy=_text(data["policy"]),
                 nodes=nodes,
-                ring=Ring(tuple(data["owners"])),
+                ring=Ring(tuple(_text(owner) for owner in owners)),
                 migration=migration,
                 generation=int(data["generation"]),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"topology is malformed: {exc!r}") from exc
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _sector(value: object) -> int:
+    text = _text(value)
+    if not (text.isascii() and text.isdigit()) or not 0 <= (sector := int(text)) < SECTORS:
+        raise ValueError(f"sector {value!r} is not in [0, {SECTORS})")
+    return sector

@@ -9,7 +9,8 @@ are forgotten only after their parts are gone, so a part file on a node always h
 row until it is deleted (the janitor relies on that).
 
 SQLite runs in WAL mode with ``synchronous=FULL``: a commit that returned survives a
-power cut. All calls go through one connection in a worker thread, one at a time.
+power cut (``durable=False`` relaxes that to surviving a crash of the process). All
+calls go through one connection in a worker thread, one at a time.
 """
 
 from __future__ import annotations
@@ -131,9 +132,11 @@ class SqliteManifestStore:
         self._limiter = anyio.CapacityLimiter(1)
 
     @classmethod
-    async def open(cls, path: Path | str) -> SqliteManifestStore:
+    async def open(cls, path: Path | str, *, durable: bool = True) -> SqliteManifestStore:
+        """Open (creating) the store. ``durable=False`` skips fsync on commit: a crash
+        of the process loses nothing, a power cut may lose the last commits."""
         store = cls(path)
-        store._db = await anyio.to_thread.run_sync(_connect, store.path)
+        store._db = await anyio.to_thread.run_sync(_connect, store.path, durable)
         return store
 
     async def close(self) -> None:
@@ -389,11 +392,11 @@ def _batches(items: Sequence[T]) -> Iterable[list[T]]:
         yield list(items[start : start + _BATCH])
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, durable: bool) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = FULL")
+    db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     db.execute("PRAGMA foreign_keys = ON")
     db.executescript(SCHEMA)
     # isolation_level=None is autocommit; `with db:` blocks need explicit transactions.

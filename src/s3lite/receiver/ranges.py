@@ -10,7 +10,7 @@ import re
 
 from ..errors import InvalidRange
 
-_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*")
+_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.IGNORECASE)
 
 
 def resolve_range(size: int, start: int | None, end: int | None) -> tuple[int, int] | None:
@@ -50,9 +50,9 @@ def parse_http_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise InvalidRange(f"range {header!r} selects no byte of {size}", size=size)
         return max(0, size - suffix), size - 1
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and int(last_text) < first:
         return None  # syntactically invalid: ignored, as RFC 9110 asks
     if first >= size:
         raise InvalidRange(f"range {header!r} starts beyond the last byte of {size}", size=size)
+    last = int(last_text) if last_text else size - 1
     return first, min(last, size - 1)

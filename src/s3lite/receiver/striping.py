@@ -23,7 +23,9 @@ DEFAULT_STRIPE_UNIT = 1 << 20
 
 def unit_for(size: int, max_unit: int, parts: int = PARTS_PER_SEGMENT) -> int:
     """The stripe unit of a segment of ``size`` bytes: ``max_unit`` for large segments,
-    ``ceil(size / parts)`` for small ones so that all parts carry data."""
+    ``ceil(size / parts)`` for small ones, which makes six contiguous parts equal within
+    one unit. (A segment of 30 bytes or fewer can leave its last parts empty: 7 bytes
+    are cut 2, 2, 2, 1, 0, 0.)"""
     if max_unit < 1:
         raise ValueError(f"stripe unit must be >= 1 byte, got {max_unit}")
     return max(1, min(max_unit, -(-size // parts)))

@@ -21,7 +21,9 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator, Collection
+import threading
+from collections.abc import AsyncGenerator, AsyncIterable, Collection
+from contextlib import aclosing
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,6 +57,9 @@ class StorageNode:
         self._sectors = data_dir / "sectors"
         self._tmp = data_dir / "tmp"
         self._closed = False
+        self._namespace = threading.Lock()
+        """Held (in worker threads) across each stat-and-rename/unlink/link, so that
+        usage accounting sees every replaced file exactly once."""
 
     @classmethod
     async def open(
@@ -85,33 +90,41 @@ class StorageNode:
         return self._sectors / sector_dir_name(check_sector(sector)) / check_name(name)
 
     def _account(self, sector: int, delta: int) -> None:
+        """Add ``delta`` bytes to ``sector``. Concurrent operations may account in another
+        order than they hit the disk, so a total can be briefly negative; it is kept
+        (sums commute) and only positive totals are reported."""
         total = self._usage.get(sector, 0) + delta
-        if total > 0:
+        if total:
             self._usage[sector] = total
         else:
             self._usage.pop(sector, None)
 
     async def health(self) -> NodeHealth:
         self._check_open()
-        directories = [self._sectors / sector_dir_name(sector) for sector in self._usage]
+        usage = await self.usage()
+        directories = [self._sectors / sector_dir_name(sector) for sector in usage]
         parts = await anyio.to_thread.run_sync(_count_files, directories)
-        return NodeHealth(self.node_id, parts, sum(self._usage.values()))
+        return NodeHealth(self.node_id, parts, sum(usage.values()))
 
     async def usage(self) -> dict[int, int]:
         self._check_open()
-        return dict(self._usage)
+        return {sector: size for sector, size in self._usage.items() if size > 0}
 
     async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
         self._check_open()
-        written, replaced = await self._write(body, self._part_path(sector, name))
-        self._account(sector, HEADER_SIZE + written.length - replaced)
+        written = await self._write(body, self._part_path(sector, name), sector)
         return PartStat(name, sector, written.length, written.crc32)
 
-    async def _write(self, body: AsyncIterable[bytes], final_path: Path) -> tuple[PartWriter, int]:
-        """Stream ``body`` into a part file at ``final_path``; (writer, bytes replaced).
+    async def _write(
+        self, body: AsyncIterable[bytes], final_path: Path, sector: int | None
+    ) -> PartWriter:
+        """Stream ``body`` into a part file at ``final_path``, accounting it to ``sector``
+        (None: a staged file, not yet in the sector tree).
 
         The temporary file is created by the first batch, so a small part costs one
-        thread hop; on any failure or cancellation it is removed.
+        thread hop; on any failure or cancellation it is removed. The last batch, the
+        rename and the accounting are shielded from cancellation, so usage always
+        matches what is on disk.
         """
         writer: PartWriter | None = None
 
@@ -121,7 +134,7 @@ class StorageNode:
                 final_path.parent.mkdir(exist_ok=True)
                 writer = PartWriter(self._tmp, self.node_id, fsync=self._fsync)
             writer.write(batch)
-            return writer, writer.commit(final_path) if commit else 0
+            return writer, writer.commit(final_path, self._namespace) if commit else 0
 
         pending = bytearray()
         try:
@@ -131,11 +144,15 @@ class StorageNode:
                     batch, pending = pending, bytearray()
                     await anyio.to_thread.run_sync(write, batch, False)
             self._check_open()
-            return await anyio.to_thread.run_sync(write, pending, True)
+            with anyio.CancelScope(shield=True):
+                done, replaced = await anyio.to_thread.run_sync(write, pending, True)
+                if sector is not None:
+                    self._account(sector, HEADER_SIZE + done.length - replaced)
         except BaseException:
             if writer is not None:
                 writer.abort()
             raise
+        return done
 
     async def get_part(
         self, sector: int, name: str, start: int | None = None, end: int | None = None
@@ -157,8 +174,9 @@ class StorageNode:
     async def delete_parts(self, sector: int, names: Collection[str]) -> int:
         self._check_open()
         paths = [self._part_path(sector, name) for name in names]
-        freed, deleted = await anyio.to_thread.run_sync(_unlink_all, paths)
-        self._account(sector, -freed)
+        with anyio.CancelScope(shield=True):
+            freed, deleted = await anyio.to_thread.run_sync(_unlink_all, paths, self._namespace)
+            self._account(sector, -freed)
         return deleted
 
     async def list_parts(self, sector: int) -> list[PartStat]:
@@ -170,16 +188,21 @@ class StorageNode:
         self._check_open()
         source = self._part_path(from_sector, name)
         target = self._part_path(to_sector, name)
-        size = await anyio.to_thread.run_sync(_link, source, target, self.node_id, from_sector)
-        if size:
+        with anyio.CancelScope(shield=True):
+            size = await anyio.to_thread.run_sync(
+                _link, source, target, self.node_id, from_sector, self._namespace
+            )
             self._account(to_sector, size)
 
     async def drop_sectors(self, sectors: Collection[int]) -> None:
         self._check_open()
-        for sector in sectors:
-            directory = self._sectors / sector_dir_name(check_sector(sector))
-            await anyio.to_thread.run_sync(_remove_tree, directory)
-            self._usage.pop(sector, None)
+        directories = {
+            sector: self._sectors / sector_dir_name(check_sector(sector)) for sector in sectors
+        }
+        for sector, directory in directories.items():
+            with anyio.CancelScope(shield=True):
+                freed = await anyio.to_thread.run_sync(_drop, directory, self._namespace)
+                self._account(sector, -freed)
 
     async def export_sectors(self, sectors: Collection[int]) -> ByteStream:
         self._check_open()
@@ -187,7 +210,7 @@ class StorageNode:
             check_sector(sector)
         return write_archive(self._members(sorted(set(sectors))))
 
-    async def _members(self, sectors: list[int]) -> AsyncIterator[Member]:
+    async def _members(self, sectors: list[int]) -> AsyncGenerator[Member, None]:
         for sector in sectors:
             for stat in await self.list_parts(sector):
                 path = self._part_path(sector, stat.name)
@@ -211,26 +234,32 @@ class StorageNode:
         try:
             parts, payload = await self._stage(archive, staging)
             self._check_open()
-            added = await anyio.to_thread.run_sync(_install, staging, self._sectors)
+            with anyio.CancelScope(shield=True):
+                added = await anyio.to_thread.run_sync(
+                    _install, staging, self._sectors, self._namespace
+                )
+                for sector, delta in added.items():
+                    self._account(sector, delta)
         finally:
-            await anyio.to_thread.run_sync(_remove_tree, staging)
-        for sector, delta in added.items():
-            self._account(sector, delta)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_remove_tree, staging)
         return ImportResult(parts, payload)
 
     async def _stage(self, archive: AsyncIterable[bytes], staging: Path) -> tuple[int, int]:
         parts = payload = 0
-        async for member in read_members(archive):
-            sector, name = _member_location(member.name)
-            written, _ = await self._write(member.chunks, staging / sector_dir_name(sector) / name)
-            if written.crc32 != member.crc32 or written.length != member.size:
-                raise CorruptArchive(
-                    f"member {member.name!r}: archive says {member.size} bytes with CRC "
-                    f"{member.crc32:#010x}, received {written.length} bytes with CRC "
-                    f"{written.crc32:#010x}"
-                )
-            parts += 1
-            payload += written.length
+        async with aclosing(read_members(archive)) as members:
+            async for member in members:
+                sector, name = _member_location(member.name)
+                path = staging / sector_dir_name(sector) / name
+                written = await self._write(member.chunks, path, None)
+                if written.crc32 != member.crc32 or written.length != member.size:
+                    raise CorruptArchive(
+                        f"member {member.name!r}: archive says {member.size} bytes with CRC "
+                        f"{member.crc32:#010x}, received {written.length} bytes with CRC "
+                        f"{written.crc32:#010x}"
+                    )
+                parts += 1
+                payload += written.length
         return parts, payload
 
 
@@ -310,12 +339,13 @@ def _count_files(directories: list[Path]) -> int:
     return sum(len(os.listdir(directory)) for directory in directories if directory.exists())
 
 
-def _unlink_all(paths: list[Path]) -> tuple[int, int]:
+def _unlink_all(paths: list[Path], namespace: threading.Lock) -> tuple[int, int]:
     freed = deleted = 0
     for path in paths:
         try:
-            size = path.stat().st_size
-            path.unlink()
+            with namespace:
+                size = path.stat().st_size
+                path.unlink()
         except FileNotFoundError:
             continue
         freed += size
@@ -339,37 +369,45 @@ def _list_sector(directory: Path, sector: int) -> list[PartStat]:
     return stats
 
 
-def _link(source: Path, target: Path, node_id: str, sector: int) -> int:
-    """Hard-link ``source`` as ``target``; returns the bytes newly accounted (0 if the link
-    already existed)."""
+def _link(source: Path, target: Path, node_id: str, sector: int, namespace: threading.Lock) -> int:
+    """Hard-link ``source`` as ``target``; returns the bytes newly accounted. A part
+    already at ``target`` (the same file, or a copy: parts are immutable) is kept."""
     target.parent.mkdir(exist_ok=True)
-    try:
-        os.link(source, target)
-    except FileExistsError:
-        if os.path.samefile(source, target):
+    with namespace:
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            if not source.exists():
+                raise PartNotFound(node_id, sector, source.name) from None
             return 0
-        raise
-    except FileNotFoundError:
-        raise PartNotFound(node_id, sector, source.name) from None
-    return target.stat().st_size
+        except FileNotFoundError:
+            raise PartNotFound(node_id, sector, source.name) from None
+        return target.stat().st_size
 
 
-def _install(staging: Path, sectors: Path) -> dict[int, int]:
+def _install(staging: Path, sectors: Path, namespace: threading.Lock) -> dict[int, int]:
     """Rename every staged part into the sector tree; returns bytes added per sector."""
     added: dict[int, int] = {}
     for directory in sorted(staging.iterdir()):
         sector = int(directory.name)
         (sectors / directory.name).mkdir(exist_ok=True)
         for staged in directory.iterdir():
-            final = sectors / directory.name / staged.name
-            try:
-                replaced = final.stat().st_size
-            except FileNotFoundError:
-                replaced = 0
             size = staged.stat().st_size
-            os.replace(staged, final)
+            with namespace:
+                replaced = partfile.replace(staged, sectors / directory.name / staged.name)
             added[sector] = added.get(sector, 0) + size - replaced
     return added
+
+
+def _drop(directory: Path, namespace: threading.Lock) -> int:
+    """Remove a sector directory; returns the bytes it held."""
+    with namespace:
+        try:
+            freed = sum(entry.stat().st_size for entry in os.scandir(directory))
+        except FileNotFoundError:
+            return 0
+        _remove_tree(directory)
+    return freed
 
 
 def _remove_tree(path: Path) -> None:

@@ -21,6 +21,7 @@ import os
 import re
 import struct
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +95,17 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def replace(source: Path, target: Path) -> int:
+    """Rename ``source`` over ``target``; the size of the file replaced, 0 if none.
+    Call with the node's namespace lock held."""
+    try:
+        replaced = target.stat().st_size
+    except FileNotFoundError:
+        replaced = 0
+    os.replace(source, target)
+    return replaced
+
+
 def disk_full(node_id: str, exc: OSError) -> DiskFull | None:
     """A DiskFull for ``exc`` if it is an out-of-space error, else None."""
     if exc.errno in _DISK_FULL:
@@ -140,10 +152,12 @@ class PartWriter:
         self.crc32 = zlib.crc32(data, self.crc32)
         self.length += len(data)
 
-    def commit(self, final_path: Path) -> int:
+    def commit(self, final_path: Path, namespace: threading.Lock) -> int:
         """Seal the header, make the bytes durable and rename into place.
 
-        Returns the size of the file that was replaced (0 if none), for usage accounting.
+        Returns the size of the file that was replaced (0 if none), for usage accounting;
+        ``namespace`` (the node's lock on its file names) makes that size and the rename
+        one step, so two writers of one name cannot both see no previous file.
         """
         handle = self._handle
         assert handle is not None, "commit after commit or abort"
@@ -154,11 +168,8 @@ class PartWriter:
                 os.fsync(handle.fileno())
             handle.close()
             self._handle = None
-            try:
-                replaced = final_path.stat().st_size
-            except FileNotFoundError:
-                replaced = 0
-            os.replace(self.temp_path, final_path)
+            with namespace:
+                replaced = replace(self.temp_path, final_path)
             if self._fsync:
                 fsync_dir(final_path.parent)
         except OSError as exc:

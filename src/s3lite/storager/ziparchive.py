@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
 
 import attrs
 
@@ -61,36 +62,38 @@ class Member:
     chunks: ByteStream
 
 
-async def write_archive(members: AsyncIterable[Member]) -> AsyncGenerator[bytes, None]:
-    """Yield a zip archive of ``members``; raises CorruptArchive if a member's bytes do
-    not add up to its declared size (the file changed under us)."""
+async def write_archive(members: AsyncGenerator[Member, None]) -> AsyncGenerator[bytes, None]:
+    """Yield a zip archive of ``members`` (closed when the archive is); raises
+    CorruptArchive if a member's bytes do not add up to its declared size (the file
+    changed under us)."""
     offset = 0
     count = 0
-    with tempfile.SpooledTemporaryFile(max_size=CENTRAL_SPOOL_BYTES) as central:
-        async for member in members:
-            try:
-                header = _local_header(member)
-                yield header
-                sent = 0
-                async for chunk in member.chunks:
-                    sent += len(chunk)
-                    if sent > member.size:
-                        break
-                    yield chunk
-            finally:
-                await member.chunks.aclose()
-            if sent != member.size:
-                raise CorruptArchive(
-                    f"member {member.name!r} declared {member.size} bytes but its source "
-                    f"gave {'more' if sent > member.size else sent}"
-                )
-            central.write(_central_header(member, offset))
-            offset += len(header) + member.size
-            count += 1
-        central_size = central.tell()
-        central.seek(0)
-        while block := central.read(READ_CHUNK):
-            yield block
+    async with aclosing(members):
+        with tempfile.SpooledTemporaryFile(max_size=CENTRAL_SPOOL_BYTES) as central:
+            async for member in members:
+                try:
+                    header = _local_header(member)
+                    yield header
+                    sent = 0
+                    async for chunk in member.chunks:
+                        sent += len(chunk)
+                        if sent > member.size:
+                            break
+                        yield chunk
+                finally:
+                    await member.chunks.aclose()
+                if sent != member.size:
+                    raise CorruptArchive(
+                        f"member {member.name!r} declared {member.size} bytes but its source "
+                        f"gave {'more' if sent > member.size else sent}"
+                    )
+                central.write(_central_header(member, offset))
+                offset += len(header) + member.size
+                count += 1
+            central_size = central.tell()
+            central.seek(0)
+            while block := central.read(READ_CHUNK):
+                yield block
     yield _end_records(count, central_size, offset)
 
 
@@ -223,7 +226,7 @@ def _zip64_sizes(extra: bytes, name: str) -> tuple[int, int]:
     raise CorruptArchive(f"member {name!r} has 32-bit overflow sizes but no zip64 extra field")
 
 
-async def read_members(body: AsyncIterable[bytes]) -> AsyncIterator[ReadMember]:
+async def read_members(body: AsyncIterable[bytes]) -> AsyncGenerator[ReadMember, None]:
     """Yield the members of an archive written by :func:`write_archive` (or any zip of
     stored members whose local headers carry sizes), then check the directory at the
     end: its entry count must match, so a truncated archive is never taken as whole.
