@@ -5,7 +5,7 @@ Objects are cut into six parts striped over six distinct storage nodes; a
 while traffic flows. Start with :class:`LocalCluster`.
 """
 
-from .cluster import LocalCluster
+from .cluster import Cluster, LocalCluster
 from .errors import (
     BodyLengthMismatch,
     BucketNotEmpty,
@@ -14,10 +14,12 @@ from .errors import (
     DataLoss,
     DiskFull,
     InvalidArgument,
+    InvalidBucketName,
     InvalidKey,
     InvalidName,
     InvalidRange,
     JoinRefused,
+    MethodNotAllowed,
     NodeUnavailable,
     NoSuchBucket,
     NotEnoughNodes,
@@ -31,15 +33,18 @@ __all__ = [
     "BodyLengthMismatch",
     "BucketNotEmpty",
     "ChecksumMismatch",
+    "Cluster",
     "CorruptArchive",
     "DataLoss",
     "DiskFull",
     "InvalidArgument",
+    "InvalidBucketName",
     "InvalidKey",
     "InvalidName",
     "InvalidRange",
     "JoinRefused",
     "LocalCluster",
+    "MethodNotAllowed",
     "NoSuchBucket",
     "NodeUnavailable",
     "NotEnoughNodes",

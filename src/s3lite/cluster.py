@@ -1,13 +1,19 @@
-"""LocalCluster: a whole s3lite cluster in one process, over the in-memory transport.
+"""Wiring: a cluster as its gateway sees it, and LocalCluster, which also runs the nodes.
 
-Layout under ``root``::
+:class:`Cluster` puts the orchestrator, receiver and janitor together over any
+transport, with their state in one directory::
 
-    gateway/topology.json      the ring, nodes and any migration (orchestrator)
-    gateway/manifests.sqlite3  keys, uploads and parts (receiver)
-    nodes/<node id>/           one storage node each
+    topology.json       the ring, nodes and any migration (orchestrator)
+    manifests.sqlite3   buckets, keys, uploads and parts (receiver)
 
-Opening the same root again restores the nodes, the ring and the objects, finishes a
-join that a crash interrupted, and removes uploads the crash left pending.
+:class:`LocalCluster` is the embedded default: the same, plus its storage nodes in
+this process (in-memory transport), under ``root``::
+
+    gateway/            the Cluster's directory
+    nodes/<node id>/    one storage node each
+
+Opening the same directory again restores the nodes, the ring and the objects,
+finishes a join that a crash interrupted, and removes uploads the crash left pending.
 """
 
 from __future__ import annotations
@@ -15,38 +21,41 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import anyio
 
-from .orchestrator import Orchestrator, TopologyFile
+from .orchestrator import Orchestrator, Topology, TopologyFile
 from .receiver import Janitor, Receiver, SqliteManifestStore
+from .receiver.buckets import Buckets
 from .receiver.janitor import DEFAULT_PENDING_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .storager import StorageNode
-from .transport import MemoryTransport
+from .transport import MemoryTransport, Transport
 
 DEFAULT_JANITOR_INTERVAL = 600.0
 _NODE_ID = re.compile(r"node-(\d+)")
 
 
-class LocalCluster:
-    """Receiver, orchestrator and storage nodes wired in memory, data under ``root``.
+class Cluster:
+    """Receiver, orchestrator and janitor over ``transport``, state under ``data_dir``.
 
-    ``nodes`` is the size of a new cluster (at least 6); an existing root keeps the
-    nodes it has. ``policy`` is the join policy of a new cluster ("fill", "half",
-    "ketama"); an existing one keeps its own. The janitor runs at open and then every
+    ``addresses`` are the nodes of a new cluster (at least 6); an existing one keeps
+    the nodes its topology lists. ``policy`` is the join policy of a new cluster
+    ("fill", "half", "ketama"). The janitor runs at open and then every
     ``janitor_interval`` seconds (None: only at open and when called). ``fsync=False``
-    trades durability across power cuts (not process crashes) for speed, for tests and
-    benchmarks on throwaway data.
+    trades durability across power cuts (not process crashes) for speed.
     """
 
     def __init__(
         self,
-        root: Path | str,
-        nodes: int = 6,
+        data_dir: Path | str,
+        transport: Transport,
+        addresses: Sequence[str] = (),
         *,
         policy: str = "fill",
         stripe_unit: int = DEFAULT_STRIPE_UNIT,
@@ -54,39 +63,40 @@ class LocalCluster:
         janitor_interval: float | None = DEFAULT_JANITOR_INTERVAL,
         fsync: bool = True,
     ) -> None:
-        self.root = Path(root)
-        self._initial_nodes = nodes
+        self.data_dir = Path(data_dir)
+        self.transport = transport
+        self._addresses = list(addresses)
         self._policy = policy
         self._stripe_unit = stripe_unit
         self._pending_ttl = pending_ttl
         self._janitor_interval = janitor_interval
         self._fsync = fsync
         self._stack = AsyncExitStack()
-        self.transport = MemoryTransport()
-        self.nodes: dict[str, StorageNode] = {}
-        self._orchestrator: Orchestrator | None = None
-        self._receiver: Receiver | None = None
-        self._janitor: Janitor | None = None
+        self._opened: tuple[Orchestrator, Receiver, Janitor, Buckets] | None = None
+
+    def _parts(self) -> tuple[Orchestrator, Receiver, Janitor, Buckets]:
+        if self._opened is None:
+            name = type(self).__name__
+            raise RuntimeError(f"use {name} as `async with {name}(...) as cluster`")
+        return self._opened
 
     @property
     def orchestrator(self) -> Orchestrator:
-        if self._orchestrator is None:
-            raise RuntimeError("use LocalCluster as `async with LocalCluster(...) as cluster`")
-        return self._orchestrator
+        return self._parts()[0]
 
     @property
     def receiver(self) -> Receiver:
-        if self._receiver is None:
-            raise RuntimeError("use LocalCluster as `async with LocalCluster(...) as cluster`")
-        return self._receiver
+        return self._parts()[1]
 
     @property
     def janitor(self) -> Janitor:
-        if self._janitor is None:
-            raise RuntimeError("use LocalCluster as `async with LocalCluster(...) as cluster`")
-        return self._janitor
+        return self._parts()[2]
 
-    async def __aenter__(self) -> LocalCluster:
+    @property
+    def buckets(self) -> Buckets:
+        return self._parts()[3]
+
+    async def __aenter__(self) -> Self:
         try:
             await self._open()
         except BaseException:
@@ -102,33 +112,27 @@ class LocalCluster:
     ) -> None:
         await self._stack.aclose()
 
+    async def _start_nodes(self, saved: Topology | None) -> list[str]:
+        """Hook for clusters that run their own nodes: start them, return the addresses
+        of a new cluster's nodes."""
+        return self._addresses
+
     async def _open(self) -> None:
-        gateway = self.root / "gateway"
-        store = TopologyFile(gateway / "topology.json")
-        saved = await store.load()
-        if saved is None:
-            if self._initial_nodes < 6:
-                raise ValueError(f"a cluster needs at least 6 nodes, got {self._initial_nodes}")
-            addresses = [
-                (await self._start_node(f"node-{n}")).address
-                for n in range(1, self._initial_nodes + 1)
-            ]
-        else:
-            addresses = []
-            for info in saved.nodes:
-                await self._start_node(info.node_id)
+        store = TopologyFile(self.data_dir / "topology.json")
+        addresses = await self._start_nodes(await store.load())
+        self._stack.push_async_callback(self.transport.aclose)
         manifests = await SqliteManifestStore.open(
-            gateway / "manifests.sqlite3", durable=self._fsync
+            self.data_dir / "manifests.sqlite3", durable=self._fsync
         )
         self._stack.push_async_callback(manifests.close)
         orchestrator = Orchestrator(self.transport, store, policy=self._policy)
-        self._orchestrator = orchestrator
-        self._receiver = Receiver(orchestrator, manifests, stripe_unit=self._stripe_unit)
-        self._janitor = Janitor(orchestrator, manifests, pending_ttl=self._pending_ttl)
+        receiver = Receiver(orchestrator, manifests, stripe_unit=self._stripe_unit)
+        janitor = Janitor(orchestrator, manifests, pending_ttl=self._pending_ttl)
+        self._opened = (orchestrator, receiver, janitor, Buckets(manifests))
         await orchestrator.open(addresses)
         await orchestrator.resume()
         # Nothing is being uploaded yet, so every pending upload is a crash's leftover.
-        await self._janitor.run_once(pending_before=time.time())
+        await janitor.run_once(pending_before=time.time())
         if self._janitor_interval is not None:
             group = await self._stack.enter_async_context(anyio.create_task_group())
             self._stack.callback(group.cancel_scope.cancel)
@@ -138,6 +142,59 @@ class LocalCluster:
         while True:
             await anyio.sleep(interval)
             await self.janitor.run_once()
+
+    async def join(self, address: str) -> str:
+        """Join the node serving ``address``; returns its id once it is rebalanced."""
+        return await self.orchestrator.add_node(address)
+
+    async def usage(self) -> dict[str, int]:
+        """Bytes stored on each node (as the nodes measure them)."""
+        usage = await self.orchestrator.usage()
+        return {node_id: sum(sectors.values()) for node_id, sectors in usage.items()}
+
+
+class LocalCluster(Cluster):
+    """A whole cluster in this process: storage nodes under ``root/nodes`` reached over
+    the in-memory transport, and the gateway state under ``root/gateway``.
+
+    ``nodes`` is the size of a new cluster (at least 6); other options as
+    :class:`Cluster`.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        nodes: int = 6,
+        *,
+        policy: str = "fill",
+        stripe_unit: int = DEFAULT_STRIPE_UNIT,
+        pending_ttl: float = DEFAULT_PENDING_TTL,
+        janitor_interval: float | None = DEFAULT_JANITOR_INTERVAL,
+        fsync: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        self.transport: MemoryTransport = MemoryTransport()
+        super().__init__(
+            self.root / "gateway",
+            self.transport,
+            policy=policy,
+            stripe_unit=stripe_unit,
+            pending_ttl=pending_ttl,
+            janitor_interval=janitor_interval,
+            fsync=fsync,
+        )
+        self._initial_nodes = nodes
+        self.nodes: dict[str, StorageNode] = {}
+
+    async def _start_nodes(self, saved: Topology | None) -> list[str]:
+        if saved is not None:
+            for node_id in saved.node_ids:
+                await self._start_node(node_id)
+            return []
+        if self._initial_nodes < 6:
+            raise ValueError(f"a cluster needs at least 6 nodes, got {self._initial_nodes}")
+        started = [await self._start_node(f"node-{n}") for n in range(1, self._initial_nodes + 1)]
+        return [node.address for node in started]
 
     async def _start_node(self, node_id: str) -> StorageNode:
         node = await StorageNode.open(self.root / "nodes" / node_id, node_id, fsync=self._fsync)
@@ -151,15 +208,10 @@ class LocalCluster:
         taken = [int(m.group(1)) for n in self.nodes if (m := _NODE_ID.fullmatch(n))]
         node = await self._start_node(f"node-{max(taken, default=0) + 1}")
         try:
-            return await self.orchestrator.add_node(node.address)
+            return await self.join(node.address)
         except Exception:
             if node.node_id not in self.orchestrator.topology.node_ids:
                 node.close()
                 del self.nodes[node.node_id]
                 shutil.rmtree(node.data_dir, ignore_errors=True)
             raise
-
-    async def usage(self) -> dict[str, int]:
-        """Bytes stored on each node (as the nodes measure them)."""
-        usage = await self.orchestrator.usage()
-        return {node_id: sum(sectors.values()) for node_id, sectors in usage.items()}

@@ -35,6 +35,10 @@ class InvalidKey(S3liteError):
     http_status = 400
 
 
+class InvalidBucketName(InvalidKey):
+    """A bucket name that breaks S3's naming rules."""
+
+
 class InvalidArgument(S3liteError):
     """A request argument (size, metadata, listing limit...) is out of bounds."""
 
@@ -123,6 +127,12 @@ class CorruptArchive(S3liteError):
     """A sector archive is malformed or its CRCs do not match its bytes."""
 
     http_status = 400
+
+
+class MethodNotAllowed(S3liteError):
+    """An HTTP method the resource does not support."""
+
+    http_status = 405
 
 
 class InvalidName(S3liteError):

@@ -25,11 +25,11 @@ long_valid_keys = st.text(
 
 
 @given(st.one_of(object_keys, long_valid_keys))
-def test_check_key_accepts_utf8_up_to_1024_bytes_without_nul(key: str) -> None:
+def test_check_key_accepts_utf8_up_to_the_limit_without_nul(key: str) -> None:
     if len(utf8(key)) <= MAX_KEY_BYTES:
         assert check_key(key) == key
     else:
-        with pytest.raises(InvalidKey, match="1024 bytes"):
+        with pytest.raises(InvalidKey, match=f"{MAX_KEY_BYTES} bytes"):
             check_key(key)
 
 
@@ -48,9 +48,9 @@ def test_check_key_rejects_lone_surrogates(before: str, surrogate: int, after: s
 @pytest.mark.parametrize(
     "key",
     [
-        "a" * 1024,
-        "\U0001f600" * 256,  # 256 emoji * 4 bytes = 1024
-        "é" * 512,  # 2 bytes each
+        "a" * MAX_KEY_BYTES,
+        "\U0001f600" * (MAX_KEY_BYTES // 4),  # 4 bytes each: the limit exactly
+        "é" * (MAX_KEY_BYTES // 2),  # 2 bytes each
         "/",
         "a/../../etc/passwd",
         "%00",
@@ -66,9 +66,9 @@ def test_check_key_accepts(key: str) -> None:
     "key",
     [
         "",
-        "a" * 1025,
-        "a" * 1023 + "é",  # 1024 characters but 1025 bytes
-        "\U0001f600" * 256 + "a",  # 1025 bytes
+        "a" * (MAX_KEY_BYTES + 1),
+        "a" * (MAX_KEY_BYTES - 1) + "é",  # MAX_KEY_BYTES characters, one byte too many
+        "\U0001f600" * (MAX_KEY_BYTES // 4) + "a",  # one byte too many
         "\0",
         "abc\0",
         "\ud800",
@@ -78,9 +78,9 @@ def test_check_key_accepts(key: str) -> None:
     ],
     ids=[
         "empty",
-        "1025-ascii",
-        "1025-bytes-1024-chars",
-        "1025-emoji",
+        "one-too-many-ascii",
+        "one-byte-too-many-chars",
+        "one-too-many-emoji",
         "nul",
         "trailing-nul",
         "surrogate",

@@ -24,16 +24,16 @@ from typing import Any
 import pytest
 
 from s3lite import DiskFull, InvalidName, PartNotFound
+from s3lite.sectors import check_sector
 from s3lite.storager import partfile
 from s3lite.storager.partfile import (
     HEADER_SIZE,
     PartWriter,
-    check_name,
-    check_sector,
     open_part,
     read_header,
     sector_dir_name,
 )
+from s3lite.transport.base import check_name
 
 # -- fault injection -------------------------------------------------------------------
 

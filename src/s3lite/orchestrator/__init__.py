@@ -1,7 +1,7 @@
 """The ring, join policies, placement, topology persistence and live joins."""
 
+from ..sectors import SECTORS
 from .catalog import PartCatalog, PlacedPart, parse_part_name, part_name
-from .hashing import SECTORS
 from .orchestrator import Orchestrator
 from .persistence import TopologyFile, TopologyStore
 from .placement import PARTS_PER_SEGMENT, place_parts

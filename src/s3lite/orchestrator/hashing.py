@@ -12,8 +12,7 @@ import struct
 
 import xxhash
 
-SECTORS = 360
-"""Number of sectors on the ring; a sector is the unit of placement and of moves."""
+from ..sectors import SECTORS
 
 DEFAULT_SEED = 0x5E3C_0001
 

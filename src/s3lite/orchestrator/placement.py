@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..errors import NotEnoughNodes
-from .hashing import SECTORS, part_sector
+from ..sectors import SECTORS
+from .hashing import part_sector
 from .ring import NodeId, Ring
 
 PARTS_PER_SEGMENT = 6

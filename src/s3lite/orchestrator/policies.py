@@ -34,7 +34,7 @@ import attrs
 from uhashring import HashRing
 
 from ..errors import JoinRefused
-from .hashing import SECTORS
+from ..sectors import SECTORS
 from .placement import PARTS_PER_SEGMENT
 from .ring import NodeId, Ring
 

@@ -13,7 +13,8 @@ from functools import cached_property
 
 import attrs
 
-from .hashing import SECTORS, key_sector
+from ..sectors import SECTORS
+from .hashing import key_sector
 
 NodeId = str
 

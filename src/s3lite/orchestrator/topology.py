@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .hashing import SECTORS
+from ..sectors import SECTORS
 from .policies import JoinPlan
 from .ring import NodeId, Ring
 

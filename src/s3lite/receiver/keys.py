@@ -1,15 +1,19 @@
 """Object keys: what is accepted, and how prefixes become index ranges.
 
-Keys are arbitrary strings as S3 has them (any UTF-8, ``/``, spaces, ``%``...), up to
-1024 bytes of UTF-8. They are data: they are never turned into paths (part files are
-named by upload id). NUL is refused because it truncates strings in too many tools.
+Keys are arbitrary strings as S3 has them (any UTF-8, ``/``, spaces, ``%``...). They
+are data: they are never turned into paths (part files are named by upload id). NUL
+is refused because it truncates strings in too many tools. The receiver takes keys of
+up to 1088 bytes of UTF-8: S3's 1024 plus room for the ``bucket/`` prefix under which
+the HTTP gateway stores them (which enforces S3's 1024 on the key itself).
 """
 
 from __future__ import annotations
 
 from ..errors import InvalidKey
 
-MAX_KEY_BYTES = 1024
+S3_MAX_KEY_BYTES = 1024
+MAX_BUCKET_BYTES = 63
+MAX_KEY_BYTES = MAX_BUCKET_BYTES + 1 + S3_MAX_KEY_BYTES
 MAX_CODE_POINT = 0x10FFFF
 
 

@@ -81,6 +81,19 @@ class ManifestStore(Protocol):
 
     async def move_part(self, part: PlacedPart, new_sector: int) -> bool: ...
 
+    async def create_bucket(self, name: str, created: float) -> bool:
+        """Record a bucket; False if it already existed."""
+        ...
+
+    async def delete_bucket(self, name: str, prefix: str) -> bool | None:
+        """Forget a bucket if no key starts with ``prefix``: True if deleted, None if
+        there is no such bucket, False if it still holds objects."""
+        ...
+
+    async def list_buckets(self) -> list[tuple[str, float]]:
+        """(name, creation time) of every bucket, sorted by name."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -117,6 +130,10 @@ CREATE INDEX IF NOT EXISTS parts_sector ON parts (sector);
 CREATE TABLE IF NOT EXISTS objects (
     key       TEXT PRIMARY KEY,
     upload_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS buckets (
+    name    TEXT PRIMARY KEY,
+    created REAL NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -347,6 +364,46 @@ class SqliteManifestStore:
                 return cursor.rowcount == 1
 
         result: bool = await self._run(work)
+        return result
+
+    async def create_bucket(self, name: str, created: float) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            with db:
+                cursor = db.execute(
+                    "INSERT INTO buckets (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (name, created),
+                )
+                return cursor.rowcount == 1
+
+        result: bool = await self._run(work)
+        return result
+
+    async def delete_bucket(self, name: str, prefix: str) -> bool | None:
+        upper = prefix_upper_bound(prefix)
+
+        def work(db: sqlite3.Connection) -> bool | None:
+            with db:
+                if db.execute("SELECT 1 FROM buckets WHERE name = ?", (name,)).fetchone() is None:
+                    return None
+                query = "SELECT 1 FROM objects WHERE key >= ?"
+                args: list[str] = [prefix]
+                if upper is not None:
+                    query += " AND key < ?"
+                    args.append(upper)
+                if db.execute(query + " LIMIT 1", args).fetchone() is not None:
+                    return False
+                db.execute("DELETE FROM buckets WHERE name = ?", (name,))
+                return True
+
+        result: bool | None = await self._run(work)
+        return result
+
+    async def list_buckets(self) -> list[tuple[str, float]]:
+        def work(db: sqlite3.Connection) -> list[tuple[str, float]]:
+            rows = db.execute("SELECT name, created FROM buckets ORDER BY name")
+            return [(str(name), float(created)) for name, created in rows]
+
+        result: list[tuple[str, float]] = await self._run(work)
         return result
 
 

@@ -33,7 +33,7 @@ from .download import PartReader, join_segment
 from .keys import check_key
 from .manifest import Manifest, ObjectInfo, ObjectList, Segment
 from .manifest_store import ManifestStore
-from .ranges import resolve_range
+from .ranges import parse_http_range, resolve_range
 from .striping import DEFAULT_STRIPE_UNIT
 from .upload import SegmentWriter, prepare
 
@@ -151,10 +151,17 @@ class Receiver:
         return manifest
 
     async def open_object(
-        self, key: str, start: int | None = None, end: int | None = None
+        self,
+        key: str,
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        http_range: str | None = None,
     ) -> ObjectRead:
         """Open an object (or the inclusive byte range start..end of it) for reading.
 
+        ``http_range``, if given, is an HTTP ``Range`` header to resolve against the
+        object's size instead of ``start``/``end`` (see ranges.parse_http_range).
         Everything that can fail before the first byte (NotFound, InvalidRange, a node
         that is down) fails here; the returned chunks can still raise DataLoss or
         ChecksumMismatch mid-stream if a node returns damaged bytes.
@@ -163,7 +170,10 @@ class Receiver:
         while True:
             with self.orchestrator.lease() as view:
                 manifest = await self._manifest(key)
-                span = resolve_range(manifest.size, start, end)
+                if http_range is not None:
+                    span = parse_http_range(http_range, manifest.size)
+                else:
+                    span = resolve_range(manifest.size, start, end)
                 first, last = span if span is not None else (0, manifest.size - 1)
                 try:
                     readers = await _open_parts(self.orchestrator, view, manifest, first, last)

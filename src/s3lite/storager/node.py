@@ -31,9 +31,10 @@ import anyio
 import anyio.to_thread
 
 from ..errors import CorruptArchive, InvalidName, InvalidRange, NodeUnavailable, PartNotFound
-from ..transport.base import ByteStream, ImportResult, NodeHealth, PartStat
+from ..sectors import check_sector
+from ..transport.base import ByteStream, ImportResult, NodeHealth, PartStat, check_name
 from . import partfile
-from .partfile import HEADER_SIZE, PartWriter, check_name, check_sector, sector_dir_name
+from .partfile import HEADER_SIZE, PartWriter, sector_dir_name
 from .ziparchive import Member, read_members, write_archive
 
 WRITE_BATCH = 1 << 20
@@ -322,7 +323,7 @@ def _prepare(data_dir: Path, node_id: str | None) -> tuple[str, dict[int, int]]:
         node_id = stored
     else:
         node_id = node_id or f"node-{secrets.token_hex(4)}"
-        partfile.check_name(node_id)
+        check_name(node_id)
         identity.write_text(json.dumps({"node_id": node_id}))
     _remove_tree(data_dir / "tmp")
     (data_dir / "tmp").mkdir()

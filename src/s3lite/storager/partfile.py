@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import struct
 import tempfile
 import threading
@@ -27,35 +26,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import DiskFull, InvalidName, PartNotFound
-from ..orchestrator.hashing import SECTORS
+from ..errors import DiskFull, PartNotFound
 
 MAGIC = b"S3LPART1"
 HEADER = struct.Struct("<8sQI12x")
 HEADER_SIZE = HEADER.size
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-"""Part names come from the receiver (``<upload>-<segment>-<index>``); the node still
-refuses anything that could escape its directory or collide with its temp files."""
-
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 Buffer = bytes | bytearray | memoryview
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
-        raise InvalidName(
-            f"part name must match {NAME_PATTERN.pattern} (letters, digits, '.', '_', '-'), "
-            f"got {name!r}"
-        )
-    return name
-
-
-def check_sector(sector: int) -> int:
-    if isinstance(sector, bool) or not isinstance(sector, int) or not 0 <= sector < SECTORS:
-        raise InvalidName(f"sector must be an integer in [0, {SECTORS}), got {sector!r}")
-    return sector
 
 
 def sector_dir_name(sector: int) -> str:

@@ -13,10 +13,27 @@ so a missing part raises at the call, never in the middle of a stream.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
 from typing import Protocol
 
 import attrs
+
+from ..errors import InvalidName
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+"""Part names come from the receiver (``<upload>-<segment>-<index>``); a node still
+refuses anything that could escape its directory or collide with its temp files."""
+
+
+def check_name(name: object) -> str:
+    """``name`` if it is a valid part name, else InvalidName."""
+    if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
+        raise InvalidName(
+            f"part name must match {NAME_PATTERN.pattern} (letters, digits, '.', '_', '-'), "
+            f"got {name!r}"
+        )
+    return name
 
 
 class ByteStream(Protocol):

@@ -1,0 +1,177 @@
+"""Just enough ASGI for s3lite's two HTTP servers (storage node and gateway).
+
+Both servers stream request and response bodies of any size, so they are written
+against raw ASGI instead of a framework: a request body is an async iterator over
+``receive()`` (uvicorn stops reading the socket while it is not consumed, which is
+the backpressure), and a response body is sent chunk by chunk (``send`` waits for
+the socket to drain). Nothing here holds more than one chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import anyio
+import attrs
+
+Scope = Mapping[str, Any]
+Message = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_JSON_BODY = 1 << 20
+"""Largest control request body (JSON) a server reads into memory."""
+
+
+class ClientDisconnected(Exception):
+    """The client went away before sending its whole request body."""
+
+
+class BadRequest(Exception):
+    """A request that is malformed at the HTTP level (path, query, JSON)."""
+
+
+@attrs.frozen
+class Request:
+    """The parts of an ASGI HTTP scope s3lite uses."""
+
+    method: str
+    segments: tuple[str, ...]
+    """The path split on '/', each segment percent-decoded (UTF-8, strictly)."""
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    """Lower-cased names; repeated headers joined with ', '."""
+    receive: Receive
+
+    @classmethod
+    def of(cls, scope: Scope, receive: Receive) -> Request:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        raw_path = raw_path.split(b"?", 1)[0]
+        try:
+            segments = tuple(
+                urllib.parse.unquote_to_bytes(part).decode("utf-8")
+                for part in raw_path.lstrip(b"/").split(b"/")
+            )
+            query = dict(
+                urllib.parse.parse_qsl(
+                    scope.get("query_string", b"").decode("latin-1"),
+                    keep_blank_values=True,
+                    errors="strict",
+                )
+            )
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"the request path is not valid percent-encoded UTF-8: {exc}") from exc
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", ()):
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        return cls(scope["method"], segments, query, headers, receive)
+
+    @property
+    def declared_length(self) -> int | None:
+        """Content-Length, or None for a chunked body."""
+        value = self.headers.get("content-length")
+        if value is None:
+            return None
+        if not value.isdigit():
+            raise BadRequest(f"Content-Length must be a number of bytes, got {value!r}")
+        return int(value)
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The request body, chunk by chunk; raises ClientDisconnected if it is cut short."""
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected("the client disconnected before the end of the body")
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    async def json(self) -> Any:
+        """The body parsed as JSON (at most MAX_JSON_BODY bytes)."""
+        data = bytearray()
+        async for chunk in self.body():
+            data += chunk
+            if len(data) > MAX_JSON_BODY:
+                raise BadRequest(f"a JSON body is at most {MAX_JSON_BODY} bytes")
+        try:
+            return json.loads(data or b"null")
+        except ValueError as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+Headers = Iterable[tuple[str, str]]
+
+
+def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+async def send_bytes(
+    send: Send, status: int, body: bytes = b"", headers: Headers = (), *, head: bool = False
+) -> None:
+    """A whole response; with ``head`` the body is left out but Content-Length kept."""
+    all_headers = [*headers, ("content-length", str(len(body)))]
+    await send({"type": "http.response.start", "status": status, "headers": _encode(all_headers)})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def send_json(send: Send, status: int, value: object, headers: Headers = ()) -> None:
+    body = json.dumps(value).encode()
+    await send_bytes(send, status, body, [("content-type", "application/json"), *headers])
+
+
+async def send_stream(
+    send: Send, status: int, chunks: AsyncIterable[bytes], headers: Headers = ()
+) -> None:
+    """Stream a response body; an error after the headers went out aborts the connection
+    (the server closes it), so a client never takes a truncated body for a whole one."""
+    await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+    async for chunk in chunks:
+        if chunk:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+class InFlight:
+    """Counts requests being served, so that a caller can wait until none is.
+
+    Tests use it to wait for a server to finish tearing down an upload whose client
+    went away; operators can use it to drain a server before stopping it.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle = anyio.Event() if self.count == 1 else self._idle
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no request (other than the caller's, if not counted) is served."""
+        while self.count:
+            await self._idle.wait()
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge ASGI lifespan events: the apps open and close their state outside
+    the server (the CLI does it around ``serve``), so there is nothing to do here."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

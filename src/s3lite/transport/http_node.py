@@ -1,0 +1,162 @@
+"""The storage node's HTTP server: a :class:`NodeClient` served as an ASGI app.
+
+Routes (all under ``/v1``; sectors are decimal, names as the node accepts them)::
+
+    GET  /health                      {"node_id", "parts", "bytes_stored"}
+    GET  /usage                       {"sectors": {"<sector>": bytes}}
+    PUT  /sectors/S/NAME              body = the part          -> PartStat
+    GET  /sectors/S/NAME?start=a&end=b  inclusive, both optional -> the bytes
+    GET  /sectors/S                   -> {"parts": [PartStat...]}
+    POST /sectors/S/delete            {"names": [...]}          -> {"deleted": n}
+    POST /sectors/S/NAME/link         {"to": T}                 -> {}
+    POST /export                      {"sectors": [...]}        -> zip stream
+    POST /import                      body = a zip stream       -> {"parts", "bytes"}
+    POST /drop                        {"sectors": [...]}        -> {}
+    GET  /idle                        returns when no other request is in flight
+
+The app wraps any NodeClient (a StorageNode in practice), so it adds no behaviour of
+its own: every rule (names, ranges, all-or-nothing imports) is the node's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+
+from ..asgi import (
+    BadRequest,
+    ClientDisconnected,
+    InFlight,
+    Receive,
+    Request,
+    Scope,
+    Send,
+    lifespan,
+    send_json,
+    send_stream,
+)
+from ..errors import InvalidArgument, InvalidName, S3liteError
+from .base import NodeClient, PartStat
+from .wire import encode_error
+
+log = logging.getLogger(__name__)
+
+
+def stat_json(stat: PartStat) -> dict[str, Any]:
+    return attrs.asdict(stat)
+
+
+def _sector(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise InvalidName(f"sector must be a decimal number, got {text!r}")
+    return int(text)
+
+
+def _int_list(value: object, what: str) -> list[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(item, int) and not isinstance(item, bool) for item in value
+    ):
+        raise InvalidArgument(f"{what} must be a list of integers, got {value!r}")
+    return value
+
+
+class NodeApp:
+    """ASGI application serving one storage node."""
+
+    def __init__(self, node: NodeClient) -> None:
+        self.node = node
+        self.in_flight = InFlight()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request.of(scope, receive)
+        if request.segments == ("v1", "idle"):
+            await self.in_flight.wait_idle()
+            await send_json(send, 200, {})
+            return
+        self.in_flight.enter()
+        try:
+            await self._dispatch(request, send)
+        except S3liteError as exc:
+            status, body = encode_error(exc)
+            await send_json(send, status, body)
+        except BadRequest as exc:
+            await send_json(send, 400, {"error": "BadRequest", "message": str(exc)})
+        except ClientDisconnected:
+            log.info("client left during %s %s", request.method, "/".join(request.segments))
+        finally:
+            self.in_flight.leave()
+
+    async def _dispatch(self, request: Request, send: Send) -> None:
+        node = self.node
+        match request.method, request.segments:
+            case "GET", ("v1", "health"):
+                health = await node.health()
+                await send_json(send, 200, attrs.asdict(health))
+            case "GET", ("v1", "usage"):
+                usage = await node.usage()
+                await send_json(send, 200, {"sectors": {str(s): b for s, b in usage.items()}})
+            case "PUT", ("v1", "sectors", sector, name):
+                stat = await node.put_part(_sector(sector), name, request.body())
+                await send_json(send, 200, stat_json(stat))
+            case "GET", ("v1", "sectors", sector, name):
+                start, end = _optional_int(request, "start"), _optional_int(request, "end")
+                stream = await node.get_part(_sector(sector), name, start, end)
+                try:
+                    await send_stream(
+                        send, 200, stream, [("content-type", "application/octet-stream")]
+                    )
+                finally:
+                    await stream.aclose()
+            case "GET", ("v1", "sectors", sector):
+                parts = await node.list_parts(_sector(sector))
+                await send_json(send, 200, {"parts": [stat_json(stat) for stat in parts]})
+            case "POST", ("v1", "sectors", sector, "delete"):
+                names = (await request.json() or {}).get("names")
+                if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                    raise InvalidArgument(f"names must be a list of strings, got {names!r}")
+                deleted = await node.delete_parts(_sector(sector), names)
+                await send_json(send, 200, {"deleted": deleted})
+            case "POST", ("v1", "sectors", sector, name, "link"):
+                target = (await request.json() or {}).get("to")
+                (to_sector,) = _int_list([target], "to")
+                await node.link_part(name, _sector(sector), to_sector)
+                await send_json(send, 200, {})
+            case "POST", ("v1", "export"):
+                sectors = _int_list((await request.json() or {}).get("sectors"), "sectors")
+                archive = await node.export_sectors(sectors)
+                try:
+                    await send_stream(send, 200, archive, [("content-type", "application/zip")])
+                finally:
+                    await archive.aclose()
+            case "POST", ("v1", "import"):
+                result = await node.import_sectors(request.body())
+                await send_json(send, 200, attrs.asdict(result))
+            case "POST", ("v1", "drop"):
+                sectors = _int_list((await request.json() or {}).get("sectors"), "sectors")
+                await node.drop_sectors(sectors)
+                await send_json(send, 200, {})
+            case _:
+                await send_json(
+                    send,
+                    404,
+                    {
+                        "error": "NoRoute",
+                        "message": f"no route {request.method} /{'/'.join(request.segments)}",
+                    },
+                )
+
+
+def _optional_int(request: Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit():
+        raise BadRequest(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
