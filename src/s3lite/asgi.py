@@ -165,9 +165,50 @@ class InFlight:
             await self._idle.wait()
 
 
-async def lifespan(receive: Receive, send: Send) -> None:
-    """Acknowledge ASGI lifespan events: the apps open and close their state outside
-    the server (the CLI does it around ``serve``), so there is nothing to do here."""
+class App:
+    """Base of s3lite's ASGI apps: lifespan, counting requests, and an idle route.
+
+    Subclasses implement :meth:`handle`, and :meth:`reject` for requests whose path
+    cannot even be decoded. ``GET`` on :attr:`idle_route` returns once no other
+    request is in flight.
+    """
+
+    idle_route: tuple[str, ...] = ("idle",)
+
+    def __init__(self) -> None:
+        self.in_flight = InFlight()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            request = Request.of(scope, receive)
+        except BadRequest as exc:
+            await self.reject(scope, send, exc)
+            return
+        if request.segments == self.idle_route:
+            await self.in_flight.wait_idle()
+            await send_json(send, 200, {})
+            return
+        self.in_flight.enter()
+        try:
+            await self.handle(request, send)
+        finally:
+            self.in_flight.leave()
+
+    async def handle(self, request: Request, send: Send) -> None:
+        raise NotImplementedError
+
+    async def reject(self, scope: Scope, send: Send, error: BadRequest) -> None:
+        await send_json(send, 400, {"error": "BadRequest", "message": str(error)})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge lifespan events: the apps' state is opened and closed around the
+    server (the CLI does it around ``serve``), so there is nothing to do here."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

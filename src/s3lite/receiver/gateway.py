@@ -35,14 +35,12 @@ from typing import Any
 import anyio
 
 from ..asgi import (
+    App,
     BadRequest,
     ClientDisconnected,
-    InFlight,
-    Receive,
     Request,
     Scope,
     Send,
-    lifespan,
     send_bytes,
     send_json,
     send_stream,
@@ -98,8 +96,10 @@ def s3_code(exc: S3liteError) -> str:
     return "InternalError" if exc.http_status >= 500 else "InvalidRequest"
 
 
-class GatewayApp:
+class GatewayApp(App):
     """ASGI application: the S3-style API of one cluster."""
+
+    idle_route = (ADMIN, "idle")
 
     def __init__(
         self,
@@ -109,30 +109,19 @@ class GatewayApp:
         *,
         body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT,
     ) -> None:
+        super().__init__()
         self.receiver = receiver
         self.buckets = buckets
         self.orchestrator = orchestrator
         self.body_idle_timeout = body_idle_timeout
-        self.in_flight = InFlight()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        request_id = uuid.uuid4().hex[:16]
+    async def reject(self, scope: Scope, send: Send, error: BadRequest) -> None:
         resource = scope.get("path", "/")
-        try:
-            request = Request.of(scope, receive)
-        except BadRequest as exc:
-            await _send_error(send, 400, "InvalidURI", str(exc), resource, request_id)
-            return
-        if request.segments == (ADMIN, "idle"):
-            await self.in_flight.wait_idle()
-            await send_json(send, 200, {})
-            return
-        self.in_flight.enter()
+        await _send_error(send, 400, "InvalidURI", str(error), resource, uuid.uuid4().hex[:16])
+
+    async def handle(self, request: Request, send: Send) -> None:
+        request_id = uuid.uuid4().hex[:16]
+        resource = "/" + "/".join(request.segments)
         try:
             if request.segments[0] == ADMIN:
                 await self._admin(request, send)
@@ -141,10 +130,9 @@ class GatewayApp:
         except S3liteError as exc:
             if isinstance(exc, NodeUnavailable | NotEnoughNodes):
                 log.warning("%s %s failed: %s", request.method, resource, exc)
-            head = request.method == "HEAD"
-            headers = (
-                [("content-range", f"bytes */{exc.size}")] if isinstance(exc, InvalidRange) else []
-            )
+            headers = []
+            if isinstance(exc, InvalidRange):
+                headers.append(("content-range", f"bytes */{exc.size}"))
             await _send_error(
                 send,
                 exc.http_status,
@@ -153,14 +141,12 @@ class GatewayApp:
                 resource,
                 request_id,
                 headers,
-                head=head,
+                head=request.method == "HEAD",
             )
         except BadRequest as exc:
             await _send_error(send, 400, "InvalidRequest", str(exc), resource, request_id)
         except ClientDisconnected as exc:
             log.info("%s %s: %s", request.method, resource, exc)
-        finally:
-            self.in_flight.leave()
 
     # -- S3 --------------------------------------------------------------------------------
 

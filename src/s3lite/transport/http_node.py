@@ -25,18 +25,7 @@ from typing import Any
 
 import attrs
 
-from ..asgi import (
-    BadRequest,
-    ClientDisconnected,
-    InFlight,
-    Receive,
-    Request,
-    Scope,
-    Send,
-    lifespan,
-    send_json,
-    send_stream,
-)
+from ..asgi import App, BadRequest, ClientDisconnected, Request, Send, send_json, send_stream
 from ..errors import InvalidArgument, InvalidName, S3liteError
 from .base import NodeClient, PartStat
 from .wire import encode_error
@@ -62,25 +51,16 @@ def _int_list(value: object, what: str) -> list[int]:
     return value
 
 
-class NodeApp:
+class NodeApp(App):
     """ASGI application serving one storage node."""
 
-    def __init__(self, node: NodeClient) -> None:
-        self.node = node
-        self.in_flight = InFlight()
+    idle_route = ("v1", "idle")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        request = Request.of(scope, receive)
-        if request.segments == ("v1", "idle"):
-            await self.in_flight.wait_idle()
-            await send_json(send, 200, {})
-            return
-        self.in_flight.enter()
+    def __init__(self, node: NodeClient) -> None:
+        super().__init__()
+        self.node = node
+
+    async def handle(self, request: Request, send: Send) -> None:
         try:
             await self._dispatch(request, send)
         except S3liteError as exc:
@@ -90,8 +70,6 @@ class NodeApp:
             await send_json(send, 400, {"error": "BadRequest", "message": str(exc)})
         except ClientDisconnected:
             log.info("client left during %s %s", request.method, "/".join(request.segments))
-        finally:
-            self.in_flight.leave()
 
     async def _dispatch(self, request: Request, send: Send) -> None:
         node = self.node
