@@ -115,10 +115,16 @@ def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
 async def send_bytes(
     send: Send, status: int, body: bytes = b"", headers: Headers = (), *, head: bool = False
 ) -> None:
-    """A whole response; with ``head`` the body is left out but Content-Length kept."""
-    all_headers = [*headers, ("content-length", str(len(body)))]
-    await send({"type": "http.response.start", "status": status, "headers": _encode(all_headers)})
+    """A whole response; with ``head`` the body is left out but its Content-Length kept."""
+    all_headers = _encode([*headers, ("content-length", str(len(body)))])
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def send_head(send: Send, status: int, headers: Headers) -> None:
+    """A response without a body (HEAD): ``headers`` say what a GET would send."""
+    await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def send_json(send: Send, status: int, value: object, headers: Headers = ()) -> None:

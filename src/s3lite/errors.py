@@ -70,6 +70,12 @@ class BodyLengthMismatch(S3liteError):
         self.received = received
 
 
+class RequestTimeout(S3liteError):
+    """The client stopped sending its body; the upload was abandoned."""
+
+    http_status = 400
+
+
 class ChecksumMismatch(S3liteError):
     """Bytes read back do not match the checksum recorded when they were written."""
 

@@ -42,6 +42,7 @@ from ..asgi import (
     Scope,
     Send,
     send_bytes,
+    send_head,
     send_json,
     send_stream,
 )
@@ -58,6 +59,7 @@ from ..errors import (
     NoSuchBucket,
     NotEnoughNodes,
     NotFound,
+    RequestTimeout,
     S3liteError,
 )
 from ..orchestrator import Orchestrator
@@ -84,6 +86,7 @@ _S3_CODES: tuple[tuple[type[S3liteError], str], ...] = (
     (InvalidArgument, "InvalidArgument"),
     (JoinRefused, "InvalidRequest"),
     (MethodNotAllowed, "MethodNotAllowed"),
+    (RequestTimeout, "RequestTimeout"),
     (NodeUnavailable, "ServiceUnavailable"),
     (NotEnoughNodes, "ServiceUnavailable"),
 )
@@ -133,6 +136,8 @@ class GatewayApp(App):
             headers = []
             if isinstance(exc, InvalidRange):
                 headers.append(("content-range", f"bytes */{exc.size}"))
+            if isinstance(exc, RequestTimeout | BodyLengthMismatch):
+                headers.append(("connection", "close"))  # the body was not read to its end
             await _send_error(
                 send,
                 exc.http_status,
@@ -146,7 +151,17 @@ class GatewayApp(App):
         except BadRequest as exc:
             await _send_error(send, 400, "InvalidRequest", str(exc), resource, request_id)
         except ClientDisconnected as exc:
+            # Usually nobody is left to read this; a half-closed client still is.
             log.info("%s %s: %s", request.method, resource, exc)
+            await _send_error(
+                send,
+                400,
+                "IncompleteBody",
+                str(exc),
+                resource,
+                request_id,
+                [("connection", "close")],
+            )
 
     # -- S3 --------------------------------------------------------------------------------
 
@@ -198,6 +213,9 @@ class GatewayApp(App):
         prefix = query.get("prefix", "")
         start_after = query.get("start-after", "")
         token = query.get("continuation-token")
+        encoding = query.get("encoding-type")
+        if encoding not in (None, "url"):
+            raise InvalidArgument(f"encoding-type must be 'url', got {encoding!r}")
         try:
             max_keys = min(int(query.get("max-keys", MAX_KEYS)), MAX_KEYS)
         except ValueError:
@@ -223,6 +241,7 @@ class GatewayApp(App):
             start_after=start_after,
             continuation=token,
             next_continuation=next_token,
+            encoding=encoding,
         )
         await send_bytes(send, 200, body, [("content-type", "application/xml")])
 
@@ -258,15 +277,15 @@ class GatewayApp(App):
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                raise ClientDisconnected(
-                    f"no body bytes for {self.body_idle_timeout:g} s; upload abandoned"
+                raise RequestTimeout(
+                    f"no body bytes for {self.body_idle_timeout:g} s; the upload was abandoned"
                 ) from None
             yield chunk
 
     async def _get(self, request: Request, send: Send, stored: str, *, head: bool) -> None:
         if head:
             info = await self.receiver.head_object(stored)
-            await send_bytes(send, 200, b"", _object_headers(info, info.size), head=True)
+            await send_head(send, 200, _object_headers(info, info.size))
             return
         read = await self.receiver.open_object(stored, http_range=request.headers.get("range"))
         try:
@@ -302,6 +321,8 @@ class GatewayApp(App):
             await send_json(
                 send, exc.http_status, {"error": type(exc).__name__, "message": str(exc)}
             )
+        except BadRequest as exc:
+            await send_json(send, 400, {"error": "BadRequest", "message": str(exc)})
 
     async def status(self) -> dict[str, Any]:
         """Nodes with their state, arcs and usage; the migration in progress, if any."""

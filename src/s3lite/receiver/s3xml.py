@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import urllib.parse
 from collections.abc import Iterable
 from xml.sax.saxutils import escape
 
@@ -13,8 +15,25 @@ NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 _PROLOG = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def text(value: object) -> str:
+    """Escaped character data; characters XML 1.0 cannot hold become U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", str(value)))
+
+
+def key_text(key: str, encoding: str | None) -> str:
+    """A key as a listing shows it: URL-encoded with ``encoding-type=url`` (what S3
+    clients ask for, since keys may hold characters XML cannot), else escaped, with
+    characters XML 1.0 cannot hold as numeric references (as S3 does)."""
+    if encoding == "url":
+        return urllib.parse.quote_plus(key, safe="/")
+    return _NOT_XML.sub(lambda match: f"&#x{ord(match[0]):x};", escape(key))
+
+
 def _tag(name: str, value: object) -> str:
-    return f"<{name}>{escape(str(value))}</{name}>"
+    return f"<{name}>{text(value)}</{name}>"
 
 
 def iso8601(moment: dt.datetime) -> str:
@@ -57,11 +76,12 @@ def object_list(
     start_after: str,
     continuation: str | None,
     next_continuation: str | None,
+    encoding: str | None = None,
 ) -> bytes:
     """A ListObjectsV2 result; ``objects`` carry keys without the bucket prefix."""
     contents = "".join(
         "<Contents>"
-        + _tag("Key", info.key)
+        + f"<Key>{key_text(info.key, encoding)}</Key>"
         + _tag("LastModified", iso8601(info.last_modified))
         + _tag("ETag", f'"{info.etag}"')
         + _tag("Size", info.size)
@@ -72,13 +92,15 @@ def object_list(
     count = contents.count("<Contents>")
     parts = [
         _tag("Name", bucket),
-        _tag("Prefix", prefix),
+        f"<Prefix>{key_text(prefix, encoding)}</Prefix>",
         _tag("KeyCount", count),
         _tag("MaxKeys", max_keys),
         _tag("IsTruncated", "true" if next_continuation else "false"),
     ]
+    if encoding:
+        parts.append(_tag("EncodingType", encoding))
     if start_after:
-        parts.append(_tag("StartAfter", start_after))
+        parts.append(f"<StartAfter>{key_text(start_after, encoding)}</StartAfter>")
     if continuation:
         parts.append(_tag("ContinuationToken", continuation))
     if next_continuation:

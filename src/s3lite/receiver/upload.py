@@ -1,8 +1,9 @@
 """The write path: cut a stream into six parts and store them in parallel.
 
-Incoming chunks are cut at stripe-unit boundaries and each piece is sent to its
-part's writer through a bounded channel, so a slow node slows the upload instead of
-filling memory: at most ``PART_QUEUE`` chunks wait per destination. Every part
+Incoming chunks are cut at stripe-unit boundaries, gathered per part into batches of
+``SEND_BATCH`` bytes, and sent to the part's writer through a bounded channel, so a
+slow node slows the upload instead of filling memory: at most ``PART_QUEUE`` batches
+wait per destination. Every part
 writer streams straight into ``NodeClient.put_part``; a part whose sector is moving
 is written to the donor and to the new node at once (dual write).
 
@@ -28,7 +29,13 @@ from .manifest import PartRecord, Segment
 from .striping import Layout, pieces, unit_for
 
 PART_QUEUE = 4
-"""Chunks buffered per destination node before the reader of the body waits."""
+"""Batches buffered per destination node before the reader of the body waits."""
+
+SEND_BATCH = 256 * 1024
+"""Pieces of one part are gathered up to this many bytes before they are sent: each
+send costs a task switch, a write and a syscall whatever its size, so small pieces
+(a client's small TCP reads, small stripe units) would make the CPU the bottleneck.
+Memory per upload stays under parts x (PART_QUEUE + 1) x SEND_BATCH x destinations."""
 
 
 @attrs.frozen
@@ -135,6 +142,16 @@ class SegmentWriter:
         senders: list[list[MemoryObjectSendStream[bytes]]],
     ) -> None:
         parts = len(self.sectors)
+        batches: list[list[bytes]] = [[] for _ in range(parts)]
+        batched = [0] * parts
+
+        async def flush(index: int) -> None:
+            batch = b"".join(batches[index]) if len(batches[index]) > 1 else batches[index][0]
+            batches[index].clear()
+            batched[index] = 0
+            for sender in senders[index]:
+                await sender.send(batch)
+
         async for chunk in chunks:
             start = self.size
             if declared is not None and start + len(chunk) > declared:
@@ -146,7 +163,12 @@ class SegmentWriter:
                 piece = chunk if length == len(chunk) else chunk[position : position + length]
                 position += length
                 self._hashers[index].update(piece)
-                for sender in senders[index]:
-                    await sender.send(piece)
+                batches[index].append(piece)
+                batched[index] += length
+                if batched[index] >= SEND_BATCH:
+                    await flush(index)
         if declared is not None and self.size != declared:
             raise BodyLengthMismatch(declared=declared, received=self.size)
+        for index in range(parts):
+            if batches[index]:
+                await flush(index)

@@ -16,6 +16,7 @@ as the typed exceptions it raised (see wire.py) and never retried.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
@@ -25,7 +26,7 @@ import attrs
 
 from ..errors import NodeUnavailable, S3liteError
 from ..sectors import check_sector
-from .base import ByteStream, ImportResult, NodeHealth, PartStat
+from .base import ByteStream, ImportResult, NodeHealth, PartStat, check_name
 from .wire import decode_error
 
 T = TypeVar("T")
@@ -84,7 +85,10 @@ class HttpNodeClient:
         return self._address
 
     def _url(self, *segments: str | int) -> str:
-        return "/".join([self._address, "v1", *(str(segment) for segment in segments)])
+        """The URL of a route; every segment is percent-encoded, so no value can add,
+        remove (``..``) or reorder path segments."""
+        quoted = (urllib.parse.quote(str(segment), safe="") for segment in segments)
+        return "/".join([self._address, "v1", *quoted])
 
     def _stream_timeout(self) -> aiohttp.ClientTimeout:
         s = self._settings
@@ -135,14 +139,16 @@ class HttpNodeClient:
         return [PartStat(**stat) for stat in body["parts"]]
 
     async def delete_parts(self, sector: int, names: Collection[str]) -> int:
+        checked = [check_name(name) for name in names]
         body = await self._json(
-            "POST", "sectors", check_sector(sector), "delete", payload={"names": list(names)}
+            "POST", "sectors", check_sector(sector), "delete", payload={"names": checked}
         )
         return int(body["deleted"])
 
     async def link_part(self, name: str, from_sector: int, to_sector: int) -> None:
+        sector, target = check_sector(from_sector), check_sector(to_sector)
         await self._json(
-            "POST", "sectors", check_sector(from_sector), name, "link", payload={"to": to_sector}
+            "POST", "sectors", sector, check_name(name), "link", payload={"to": target}
         )
 
     async def drop_sectors(self, sectors: Collection[int]) -> None:
@@ -153,7 +159,7 @@ class HttpNodeClient:
 
         async def attempt() -> PartStat:
             async with self._transport.session().put(
-                self._url("sectors", check_sector(sector), name),
+                self._url("sectors", check_sector(sector), check_name(name)),
                 data=source.chunks(),
                 timeout=self._stream_timeout(),
             ) as response:
@@ -167,7 +173,8 @@ class HttpNodeClient:
         params = {
             key: str(value) for key, value in (("start", start), ("end", end)) if value is not None
         }
-        return await self._open("GET", ("sectors", check_sector(sector), name), params=params)
+        segments = ("sectors", check_sector(sector), check_name(name))
+        return await self._open("GET", segments, params=params)
 
     async def export_sectors(self, sectors: Collection[int]) -> ByteStream:
         payload = {"sectors": [check_sector(s) for s in sectors]}

@@ -96,18 +96,18 @@ class NodeApp(App):
                 parts = await node.list_parts(_sector(sector))
                 await send_json(send, 200, {"parts": [stat_json(stat) for stat in parts]})
             case "POST", ("v1", "sectors", sector, "delete"):
-                names = (await request.json() or {}).get("names")
+                names = _field(await request.json(), "names")
                 if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                     raise InvalidArgument(f"names must be a list of strings, got {names!r}")
                 deleted = await node.delete_parts(_sector(sector), names)
                 await send_json(send, 200, {"deleted": deleted})
             case "POST", ("v1", "sectors", sector, name, "link"):
-                target = (await request.json() or {}).get("to")
+                target = _field(await request.json(), "to")
                 (to_sector,) = _int_list([target], "to")
                 await node.link_part(name, _sector(sector), to_sector)
                 await send_json(send, 200, {})
             case "POST", ("v1", "export"):
-                sectors = _int_list((await request.json() or {}).get("sectors"), "sectors")
+                sectors = _int_list(_field(await request.json(), "sectors"), "sectors")
                 archive = await node.export_sectors(sectors)
                 try:
                     await send_stream(send, 200, archive, [("content-type", "application/zip")])
@@ -117,7 +117,7 @@ class NodeApp(App):
                 result = await node.import_sectors(request.body())
                 await send_json(send, 200, attrs.asdict(result))
             case "POST", ("v1", "drop"):
-                sectors = _int_list((await request.json() or {}).get("sectors"), "sectors")
+                sectors = _int_list(_field(await request.json(), "sectors"), "sectors")
                 await node.drop_sectors(sectors)
                 await send_json(send, 200, {})
             case _:
@@ -132,9 +132,18 @@ class NodeApp(App):
 
 
 def _optional_int(request: Request, name: str) -> int | None:
+    """An integer query parameter; its range is the node's to judge (InvalidRange)."""
     value = request.query.get(name)
     if value is None:
         return None
-    if not value.isascii() or not value.isdigit():
-        raise BadRequest(f"{name} must be a non-negative integer, got {value!r}")
+    digits = value.removeprefix("-")
+    if not digits.isascii() or not digits.isdigit():
+        raise BadRequest(f"{name} must be an integer, got {value!r}")
     return int(value)
+
+
+def _field(payload: object, name: str) -> object:
+    """``payload[name]`` of a JSON object body; InvalidArgument for anything else."""
+    if not isinstance(payload, dict) or name not in payload:
+        raise InvalidArgument(f'the body must be a JSON object with "{name}", got {payload!r}')
+    return payload[name]
