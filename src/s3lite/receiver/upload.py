@@ -88,15 +88,22 @@ class SegmentWriter:
         """Store every byte of ``chunks``; raises BodyLengthMismatch (after the writers
         stop) if the total differs from ``declared``."""
         self._hashers = [xxhash.xxh3_64() for _ in self.sectors]
-        with single_error():
-            async with anyio.create_task_group() as group:
-                senders = [self._start_part(group, index) for index in range(len(self.sectors))]
-                try:
-                    await self._deal(chunks, declared, senders)
-                finally:
-                    for destinations in senders:
-                        for sender in destinations:
-                            sender.close()
+        senders: list[list[MemoryObjectSendStream[bytes]]] = []
+        try:
+            with single_error():
+                async with anyio.create_task_group() as group:
+                    senders = [self._start_part(group, i) for i in range(len(self.sectors))]
+                    try:
+                        await self._deal(chunks, declared, senders)
+                    except BaseException:
+                        # Closing the channels now would end every part cleanly and its
+                        # node would commit it, truncated. Cancel the writers instead:
+                        # their nodes see an aborted body and keep nothing.
+                        group.cancel_scope.cancel()
+                        raise
+                    _close(senders)  # the clean end of every part
+        finally:
+            _close(senders)  # after a failure: only once no writer is left to see it
         layout = Layout(self.size, self.unit, len(self.sectors))
         records = []
         for index, sector in enumerate(self.sectors):
@@ -172,3 +179,9 @@ class SegmentWriter:
         for index in range(parts):
             if batches[index]:
                 await flush(index)
+
+
+def _close(senders: list[list[MemoryObjectSendStream[bytes]]]) -> None:
+    for destinations in senders:
+        for sender in destinations:
+            sender.close()

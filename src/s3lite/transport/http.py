@@ -257,7 +257,7 @@ class _Source:
         try:
             async for chunk in self._body:
                 yield chunk
-        except BaseException as exc:
+        except Exception as exc:  # not cancellation: aiohttp cancels this when the node goes
             self.error = exc
             raise
 

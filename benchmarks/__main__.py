@@ -1,0 +1,232 @@
+"""``python -m benchmarks``: the service benchmark (``make bench``).
+
+    python -m benchmarks [--quick] [--large-mib N] [--profile] [--output PATH]
+    python -m benchmarks balance [--objects N] [--max-nodes N] [--policies ...]
+    python -m benchmarks lookups
+
+The default run starts a gateway and six storage nodes as processes on loopback
+(benchmarks/service.py), measures them against a physical baseline taken in the same
+run, times ring lookups against uhashring (benchmarks/lookups.py), prints a table with
+the targets and the OpenStack Swift reference figures, and writes the same figures to
+``.bench/latest.json`` as one flat JSON object. ``--quick`` is a smoke run (128 MiB
+large object, fewer small requests); ``--profile`` samples the gateway and one node
+with py-spy during the large transfers and prints where their time went (figures of a
+profiled run are perturbed by the sampling, and the JSON says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import attrs
+
+from benchmarks import balance, lookups, service
+
+ROOT = Path(__file__).resolve().parent.parent
+LATEST = ROOT / ".bench" / "latest.json"
+
+SWIFT = {
+    "upload_mb_s": "Swift ~200",
+    "download_mb_s": "Swift ~230",
+    "small_put_objects_s": "Swift ~90",
+    "small_get_objects_s": "Swift ~130",
+}
+"""OpenStack Swift, from the issue: 1 GiB object up/down in MB/s, 1 MiB objects/s with
+8 clients. For scale only: other hardware, other network."""
+
+TARGETS = {
+    "upload_ratio": (">=", 0.15),
+    "download_ratio": (">=", 0.15),
+    "gateway_peak_rss_mib": ("<", 150.0),
+    "lookup_ratio": (">=", 5.0),
+}
+
+
+def passes(key: str, value: float) -> bool:
+    operator, bound = TARGETS[key]
+    return value >= bound if operator == ">=" else value < bound
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        import psutil
+
+        memory = f", {psutil.virtual_memory().total / (1 << 30):.1f} GiB RAM"
+    except ImportError:
+        pass
+    return (
+        f"{platform.system()} {platform.release()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs ({model}){memory}"
+    )
+
+
+ROWS: Sequence[tuple[str, str, str]] = (
+    # (key, label, format)
+    ("upload_mb_s", "large object upload, MB/s", ".1f"),
+    ("download_mb_s", "large object download, MB/s", ".1f"),
+    ("baseline_upload_mb_s", "  baseline: socket -> file (fsync), MB/s", ".1f"),
+    ("baseline_download_mb_s", "  baseline: file -> socket -> reader, MB/s", ".1f"),
+    ("upload_ratio", "upload / baseline", ".3f"),
+    ("download_ratio", "download / baseline", ".3f"),
+    ("client_ceiling_upload_mb_s", "  client ceiling up (null app on uvicorn), MB/s", ".1f"),
+    ("client_ceiling_download_mb_s", "  client ceiling down, MB/s", ".1f"),
+    ("cpu_s_per_gib_upload", "upload CPU s per GiB: client + gateway + nodes", ".2f"),
+    ("baseline_cpu_s_per_gib_upload", "  baseline: both processes", ".2f"),
+    ("cpu_s_per_gib_download", "download CPU s per GiB: client + gateway + nodes", ".2f"),
+    ("baseline_cpu_s_per_gib_download", "  baseline: both processes", ".2f"),
+    ("other_cpu_before_pct", "CPU% of other processes before the run", ".0f"),
+    ("client_cpu_upload_pct", "  upload CPU%: client", ".0f"),
+    ("gateway_cpu_upload_pct", "  upload CPU%: gateway", ".0f"),
+    ("nodes_cpu_upload_pct", "  upload CPU%: 6 nodes together", ".0f"),
+    ("other_cpu_upload_pct", "  upload CPU%: everything else", ".0f"),
+    ("iowait_upload_pct", "  upload CPU%: waiting for the disk", ".0f"),
+    ("client_cpu_download_pct", "  download CPU%: client", ".0f"),
+    ("gateway_cpu_download_pct", "  download CPU%: gateway", ".0f"),
+    ("nodes_cpu_download_pct", "  download CPU%: 6 nodes together", ".0f"),
+    ("other_cpu_download_pct", "  download CPU%: everything else", ".0f"),
+    ("iowait_download_pct", "  download CPU%: waiting for the disk", ".0f"),
+    ("gateway_idle_rss_mib", "gateway RSS before the transfers, MiB", ".1f"),
+    ("gateway_peak_rss_mib", "gateway peak RSS during the transfers, MiB", ".1f"),
+    ("node_peak_rss_mib", "node peak RSS (largest of 6), MiB", ".1f"),
+    ("small_put_objects_s", "1 MiB PUT, objects/s (8 clients)", ".1f"),
+    ("cpu_ms_per_put_1mib", "  CPU ms per PUT: all processes", ".1f"),
+    ("gateway_cpu_ms_per_put_1mib", "  CPU ms per PUT: gateway", ".1f"),
+    ("small_get_objects_s", "1 MiB GET, objects/s (8 clients)", ".1f"),
+    ("cpu_ms_per_get_1mib", "  CPU ms per GET: all processes", ".1f"),
+    ("gateway_cpu_ms_per_get_1mib", "  CPU ms per GET: gateway", ".1f"),
+    ("small_get_p50_ms", "4 KiB GET p50, ms (8 clients)", ".2f"),
+    ("small_get_p99_ms", "4 KiB GET p99, ms", ".2f"),
+    ("small_get_4k_objects_s", "4 KiB GET, objects/s", ".0f"),
+    ("cpu_ms_per_get_4kib", "  CPU ms per GET: all processes", ".2f"),
+    ("gateway_cpu_ms_per_get_4kib", "  CPU ms per GET: gateway", ".2f"),
+    ("lookups_per_s", "ring lookups/s: s3lite", ",.0f"),
+    ("uhashring_lookups_per_s", "ring lookups/s: uhashring get_node", ",.0f"),
+    ("lookup_ratio", "lookup ratio s3lite / uhashring", ".1f"),
+)
+
+
+def table(figures: dict[str, object]) -> str:
+    lines = [
+        f"s3lite service benchmark, {figures['date']}",
+        f"{figures['machine']}; Python {figures['python']}",
+        f"large object {figures['large_object_mib']:.0f} MiB; gateway + {service.NODES} nodes "
+        "on loopback; MB = 10^6 bytes; CPU% = percent of one CPU",
+        "",
+        f"{'metric':<50} {'value':>14}  target / reference",
+        f"{'-' * 50} {'-' * 14}  {'-' * 22}",
+    ]
+    for key, label, spec in ROWS:
+        value = figures.get(key)
+        if not isinstance(value, int | float):
+            continue
+        note = SWIFT.get(key, "")
+        if key in TARGETS:
+            operator, bound = TARGETS[key]
+            verdict = "PASS" if passes(key, float(value)) else "FAIL"
+            note = f"{operator} {bound:g}  {verdict}"
+        lines.append(f"{label:<50} {value:>14{spec}}  {note}")
+    lines.append("")
+    other = max(
+        float(figures.get(f"other_cpu_{phase}_pct", 0.0))
+        for phase in ("before", "upload", "download")
+    )
+    if other > service.BUSY:
+        lines.append(
+            f"NOTE: other processes used up to {other:.0f}% of a CPU during the run; "
+            "every figure is understated."
+        )
+    lines.append(
+        "Swift reference (the issue): 1 GiB object ~200 MB/s up, ~230 MB/s down; "
+        "1 MiB objects, 8 clients: ~90 PUT/s, ~130 GET/s."
+    )
+    return "\n".join(lines)
+
+
+def run_service(args: argparse.Namespace) -> int:
+    profile_dir = ROOT / ".bench" / "profile" if args.profile else None
+    options = (
+        service.Options.quick(profile_dir)
+        if args.quick
+        else service.Options(profile_dir=profile_dir)
+    )
+    if args.large_mib:
+        options = attrs.evolve(options, large_bytes=args.large_mib << 20)
+    if args.stripe_unit:
+        options = attrs.evolve(options, stripe_unit=args.stripe_unit)
+    started = time.perf_counter()
+    figures, profile = anyio.run(
+        service.run, options, backend="asyncio", backend_options={"use_uvloop": True}
+    )
+    print("ring lookups: s3lite against uhashring")
+    figures.update(lookups.measure(50_000 if args.quick else 200_000))
+    result: dict[str, object] = {
+        "machine": machine(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "quick": args.quick,
+        "profiled": args.profile,
+        "stripe_unit": args.stripe_unit or "default",
+        **figures,
+        "upload_ratio": figures["upload_mb_s"] / figures["baseline_upload_mb_s"],
+        "download_ratio": figures["download_mb_s"] / figures["baseline_download_mb_s"],
+    }
+    for key in TARGETS:
+        result[f"{key}_pass"] = passes(key, float(result[key]))
+    result["total_seconds"] = time.perf_counter() - started
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(table(result))
+    if profile:
+        print("\npy-spy (raw files in .bench/profile/):")
+        print("\n".join(profile))
+    print(f"\nwritten to {output} ({result['total_seconds']:.0f} s)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["balance"]:
+        anyio.run(balance.main, argv[1:])
+        return 0
+    if argv[:1] == ["lookups"]:
+        lookups.main()
+        return 0
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="s3lite service benchmark; subcommands: balance [args], lookups",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 128 MiB, fewer ops")
+    parser.add_argument("--large-mib", type=int, help="size of the large object (MiB)")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the gateway and a node (large transfers)"
+    )
+    parser.add_argument(
+        "--stripe-unit", type=int, help="the gateway's --stripe-unit (default: its own, 1 MiB)"
+    )
+    parser.add_argument("--output", default=str(LATEST), help=f"default {LATEST}")
+    return run_service(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,740 @@
+"""The service benchmark: s3lite as separate processes on loopback, driven over HTTP.
+
+One ``s3lite gateway`` and six ``s3lite node`` processes are started on 127.0.0.1
+(ports picked by the kernel, data under a temporary directory that is removed at the
+end, every process stopped by its PID: see tests/processes.py). The client is aiohttp
+on uvloop in this process; it generates the payload chunk by chunk (16 random 1 MiB
+blocks in turn) and never holds a large object, and it checks every download with
+xxh3 against the payload it sent.
+
+Measured, in this order:
+
+1. The physical baseline (benchmarks/baseline.py): the same bytes, in the same chunks,
+   through one loopback socket into a file (fsynced), and back from the file through a
+   socket into a reader process.
+2. The client's own ceiling: the same client code against a null app on the gateway's
+   server stack (uvicorn + httptools + uvloop), so that the gateway's figure can be
+   judged against what the client could have done.
+3. One large object (1 GiB) up and down through the gateway, with peak resident memory
+   of the gateway and the nodes sampled every 100 ms, and the CPU each process used.
+4. 1 MiB objects: PUT then GET throughput with 8 concurrent keep-alive clients, after a
+   warm-up.
+5. 4 KiB objects: latency (p50, p99) of GETs from 8 concurrent keep-alive clients.
+
+MB is 10^6 bytes throughout (as in the Swift figures quoted beside the results).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import anyio.abc
+import anyio.to_thread
+import attrs
+import psutil
+import xxhash
+from tests.processes import Server, running
+
+from benchmarks.baseline import CHUNK, blocks, payload_chunks, stream_digest
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1_000_000
+MIB = 1 << 20
+NODES = 6
+BUCKET = "bench"
+PHASE_TIMEOUT = 900.0
+READY_TIMEOUT = 30.0
+BUSY = 25.0
+"""Percent of one CPU used by other processes above which the run is flagged."""
+
+
+@attrs.frozen
+class Options:
+    """What to run; ``quick`` picks the smoke-test sizes."""
+
+    large_bytes: int = 1 << 30
+    ceiling_bytes: int = 512 << 20
+    mib_objects: int = 400
+    small_gets: int = 2000
+    small_objects: int = 256
+    clients: int = 8
+    warmup: int = 16
+    profile_dir: Path | None = None
+    stripe_unit: int | None = None
+    """Passed to the gateway (--stripe-unit); None keeps its default (1 MiB)."""
+
+    @classmethod
+    def quick(cls, profile_dir: Path | None = None) -> Options:
+        return cls(
+            large_bytes=128 << 20,
+            ceiling_bytes=128 << 20,
+            mib_objects=64,
+            small_gets=400,
+            small_objects=64,
+            warmup=8,
+            profile_dir=profile_dir,
+        )
+
+
+def rate(size: int, seconds: float) -> float:
+    return size / seconds / MB
+
+
+# -- processes: sampling memory and CPU ----------------------------------------------------
+
+
+class MemorySampler:
+    """Peak RSS of some processes, sampled every ``interval`` seconds in a thread (so a
+    busy event loop in this process does not delay the samples)."""
+
+    def __init__(self, processes: Mapping[str, psutil.Process], interval: float = 0.1) -> None:
+        self._processes = dict(processes)
+        self._interval = interval
+        self.peaks = dict.fromkeys(self._processes, 0)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        for name, process in self._processes.items():
+            with contextlib.suppress(psutil.Error):
+                self.peaks[name] = max(self.peaks[name], process.memory_info().rss)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+class CpuMeter:
+    """CPU seconds (user + system) used by groups of processes over a phase."""
+
+    def __init__(self, groups: Mapping[str, Sequence[psutil.Process]]) -> None:
+        self._groups = {name: list(processes) for name, processes in groups.items()}
+
+    def snapshot(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for name, processes in self._groups.items():
+            total = 0.0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+            totals[name] = total
+        return totals
+
+    @contextlib.contextmanager
+    def measure(self, into: dict[str, float], phase: str) -> Iterator[dict[str, float]]:
+        """Adds, in percent of one CPU over the phase's wall time, ``{group}_cpu_{phase}_pct``
+        for each group, ``other_cpu_{phase}_pct`` (the machine's busy time not spent by the
+        groups: other processes, the kernel's own work) and ``iowait_{phase}_pct``. The
+        yielded dict is filled at the end with each group's CPU seconds and their sum
+        (``"all"``): CPU spent per byte or per request hardly depends on what else runs
+        on the machine, unlike the rates."""
+        spent: dict[str, float] = {}
+        before, started = self.snapshot(), time.perf_counter()
+        machine_before = psutil.cpu_times()
+        yield spent
+        after, wall = self.snapshot(), time.perf_counter() - started
+        machine_after = psutil.cpu_times()
+        for name in self._groups:
+            spent[name] = after[name] - before[name]
+            into[f"{name}_cpu_{phase}_pct"] = 100 * spent[name] / wall
+        spent["all"] = sum(spent.values())
+        busy = _busy(machine_after) - _busy(machine_before)
+        into[f"other_cpu_{phase}_pct"] = max(0.0, 100 * (busy - spent["all"]) / wall)
+        iowait = getattr(machine_after, "iowait", 0.0) - getattr(machine_before, "iowait", 0.0)
+        into[f"iowait_{phase}_pct"] = 100 * iowait / wall
+
+
+def _busy(times: Any) -> float:
+    """CPU seconds the machine ran processes (user, nice, system) or lost to other
+    virtual machines (steal); interrupt time is left out, as loopback traffic, ours
+    included, is processed there."""
+    return sum(getattr(times, field, 0.0) for field in ("user", "nice", "system", "steal"))
+
+
+def machine_load(seconds: float = 1.0, top: int = 3) -> tuple[float, list[str]]:
+    """CPU used by processes other than this one and its children over ``seconds``, in
+    percent of one CPU, and the busiest of them: a busy machine understates every figure."""
+    mine = {os.getpid(), *(child.pid for child in psutil.Process().children(recursive=True))}
+    processes = [p for p in psutil.process_iter(["pid", "name", "cmdline"]) if p.pid not in mine]
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.cpu_percent(None)
+    time.sleep(seconds)
+    usage = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            usage.append((process.cpu_percent(None), process))
+    usage.sort(key=lambda item: -item[0])
+    busiest = [
+        f"{percent:.0f}% pid {process.pid} {_command(process)}"
+        for percent, process in usage[:top]
+        if percent >= 5
+    ]
+    return sum(percent for percent, _ in usage), busiest
+
+
+def _command(process: psutil.Process) -> str:
+    words = process.info.get("cmdline") or [process.info.get("name") or "?"]
+    return " ".join(" ".join(words).split())[:100]
+
+
+# -- profiling with py-spy (optional) ------------------------------------------------------
+
+
+def py_spy() -> str | None:
+    here = Path(sys.executable).parent / "py-spy"
+    if here.exists():
+        return str(here)
+    found = None
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(directory) / "py-spy"
+        if candidate.exists():
+            found = str(candidate)
+            break
+    return found
+
+
+class Profiler:
+    """Samples the gateway and one node with py-spy during chosen phases (or does
+    nothing without a directory); remembers the raw (collapsed stack) files."""
+
+    def __init__(self, directory: Path | None, targets: Mapping[str, int]) -> None:
+        self.directory = directory
+        self.targets = dict(targets)
+        self.files: list[Path] = []
+        self.binary = py_spy() if directory is not None else None
+        if directory is not None and self.binary is None:
+            print("  (py-spy not found: pip install py-spy; profiling skipped)")
+
+    @asynccontextmanager
+    async def phase(self, name: str) -> AsyncIterator[None]:
+        if self.directory is None or self.binary is None:
+            yield
+            return
+        await anyio.Path(self.directory).mkdir(parents=True, exist_ok=True)
+        processes = []
+        for target, pid in self.targets.items():
+            output = self.directory / f"{target}-{name}.txt"
+            command = [self.binary, "record", "--pid", str(pid), "--rate", "250"]
+            command += ["--nonblocking", "--format", "raw", "--output", str(output)]
+            processes.append(
+                await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=None)
+            )
+            self.files.append(output)
+        await anyio.sleep(1.0)  # py-spy attaches
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                for process in processes:
+                    if process.returncode is None:
+                        process.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+                for process in processes:
+                    with anyio.move_on_after(30):
+                        await process.wait()
+                    if process.returncode is None:
+                        process.kill()
+                        await process.wait()
+                    await process.aclose()
+
+    def summary(self) -> list[str]:
+        return [line for path in self.files for line in summarize_profile(path)]
+
+
+def summarize_profile(path: Path, top: int = 12) -> list[str]:
+    """The functions where most samples ended (self) and, among s3lite's, the ones most
+    samples passed through (inclusive), from a py-spy ``--format raw`` file."""
+    if not path.exists():
+        return [f"{path.name}: no samples"]
+    self_counts: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = waiting = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame(frame) for frame in stack.split(";")[1:]]
+        if not frames:
+            continue
+        if frames[-1] in WAITS:
+            waiting += count
+            continue
+        total += count
+        self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
+        for frame in set(frames):
+            if "s3lite/" in frame and not frame.endswith(ENTRY_FILES):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+    if not total:
+        return [f"{path.name}: no samples"]
+    lines = [
+        f"{path.name}: {total} busy samples (left out: {waiting} of worker threads waiting "
+        "for work, and those py-spy saw idle)",
+        "  self:",
+    ]
+    for frame, count in sorted(self_counts.items(), key=lambda item: -item[1])[:top]:
+        note = "  [uvloop C code: socket I/O, callbacks]" if frame == LOOP else ""
+        lines.append(f"    {100 * count / total:5.1f}%  {frame}{note}")
+    lines.append("  inclusive (s3lite frames):")
+    for frame, count in sorted(inclusive.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"    {100 * count / total:5.1f}%  {frame}")
+    return lines
+
+
+ENTRY_FILES = ("(s3lite/__main__.py)", "(s3lite/cli.py)", "(s3lite/service.py)")
+"""Frames every sample passes through; left out of the inclusive list."""
+
+WAITS = ("Condition.wait (threading.py)",)
+"""Leaf frame of anyio's worker threads idling between jobs."""
+
+LOOP = "Runner.run (runners.py)"
+"""Where py-spy puts time spent in uvloop's C code (socket I/O, protocol callbacks)."""
+
+
+def _frame(text: str) -> str:
+    """``func (path/to/file.py:123)`` -> ``func (file.py)``; s3lite paths keep their package."""
+    name, _, where = text.partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    if "s3lite/" in where:
+        where = "s3lite/" + where.rsplit("s3lite/", 1)[1]
+    else:
+        where = where.rsplit("/", 1)[-1]
+    return f"{name} ({where})"
+
+
+# -- the baseline processes ----------------------------------------------------------------
+
+
+@attrs.define
+class Listener:
+    """A listening baseline role: its process, its port, and (once it has ended) the
+    JSON line it printed last."""
+
+    process: anyio.abc.Process
+    port: int
+    result: dict[str, Any] = attrs.field(factory=dict)
+
+
+@asynccontextmanager
+async def baseline_listener(*args: str) -> AsyncIterator[Listener]:
+    """Start ``python -m benchmarks.baseline ARGS`` (a listening role) and wait for it to
+    end after the block (killing it at once if the block fails)."""
+    command = [sys.executable, "-m", "benchmarks.baseline", *args]
+    process = await anyio.open_process(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=None)
+    try:
+        assert process.stdout is not None
+        seen = b""
+        with anyio.fail_after(READY_TIMEOUT):
+            while b"\n" not in seen:
+                seen += await process.stdout.receive()
+        first, _, seen = seen.partition(b"\n")
+        listener = Listener(process, int(first.rsplit(b" ", 1)[1]))
+        yield listener
+        with anyio.fail_after(PHASE_TIMEOUT):
+            async for data in process.stdout:
+                seen += data
+            await process.wait()  # it ends on its own once served (null-http: terminated)
+        lines = seen.decode().splitlines()
+        if lines and lines[-1].startswith("{"):
+            listener.result = json.loads(lines[-1])
+    finally:
+        with anyio.CancelScope(shield=True):
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await process.aclose()
+
+
+async def baseline_role(*args: str) -> dict[str, Any]:
+    """Run a measuring role to its end; its JSON line."""
+    command = [sys.executable, "-m", "benchmarks.baseline", *args]
+    with anyio.fail_after(PHASE_TIMEOUT):
+        result = await anyio.run_process(command, cwd=ROOT, stderr=None)
+    value: dict[str, Any] = json.loads(result.stdout.decode().strip().splitlines()[-1])
+    return value
+
+
+async def physical_baseline(workdir: Path, size: int, digest: int) -> dict[str, float]:
+    path = str(workdir / "baseline.bin")
+    chunk = str(CHUNK)
+    async with baseline_listener("sink", "--path", path, "--chunk", chunk) as sink:
+        port = str(sink.port)
+        up = await baseline_role("push", "--port", port, "--size", str(size), "--chunk", chunk)
+    async with baseline_listener("serve-file", "--path", path, "--chunk", chunk) as server:
+        down = await baseline_role("fetch", "--port", str(server.port), "--chunk", chunk)
+    if down["bytes"] != size or down["digest"] != digest:
+        raise RuntimeError("the baseline read back other bytes than it wrote")
+    await anyio.Path(path).unlink()
+    gib = size / (1 << 30)
+    up_cpu = up["cpu_seconds"] + sink.result.get("cpu_seconds", float("nan"))
+    down_cpu = down["cpu_seconds"] + server.result.get("cpu_seconds", float("nan"))
+    return {
+        "baseline_upload_mb_s": rate(size, up["seconds"]),
+        "baseline_download_mb_s": rate(size, down["seconds"]),
+        "baseline_cpu_s_per_gib_upload": up_cpu / gib,
+        "baseline_cpu_s_per_gib_download": down_cpu / gib,
+    }
+
+
+# -- the HTTP client -----------------------------------------------------------------------
+
+
+class RequestFailed(Exception):
+    pass
+
+
+async def _check(response: aiohttp.ClientResponse, expected: int = 200) -> None:
+    if response.status != expected:
+        text = (await response.read())[:500].decode(errors="replace")
+        raise RequestFailed(f"{response.method} {response.url}: {response.status} {text}")
+
+
+def session(connections: int = 1) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+
+
+async def upload(client: aiohttp.ClientSession, url: str, size: int, pattern: list[bytes]) -> float:
+    """PUT ``size`` generated bytes (Content-Length, not chunked); seconds to the answer."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in payload_chunks(size, pattern):
+            yield piece
+
+    started = time.perf_counter()
+    async with client.put(url, data=body(), headers={"content-length": str(size)}) as response:
+        await _check(response)
+        await response.read()
+    return time.perf_counter() - started
+
+
+async def download(client: aiohttp.ClientSession, url: str, size: int, digest: int) -> float:
+    """GET ``url`` to its end, hashing it; seconds to the last byte. Checks the bytes."""
+    hasher = xxhash.xxh3_64()
+    total = 0
+    started = time.perf_counter()
+    async with client.get(url) as response:
+        await _check(response)
+        async for piece in response.content.iter_chunked(CHUNK):
+            hasher.update(piece)
+            total += len(piece)
+    seconds = time.perf_counter() - started
+    if total != size or hasher.intdigest() != digest:
+        raise RequestFailed(f"GET {url}: {total} bytes, not the {size} that were uploaded")
+    return seconds
+
+
+async def concurrently(
+    clients: Sequence[aiohttp.ClientSession],
+    count: int,
+    operation: Callable[[aiohttp.ClientSession, int], Awaitable[None]],
+) -> tuple[float, list[float]]:
+    """Run ``operation(client, i)`` for i in range(count), one request at a time per
+    client, all clients at once; wall seconds and each request's latency."""
+    numbers = iter(range(count))
+    latencies: list[float] = []
+
+    async def worker(client: aiohttp.ClientSession) -> None:
+        for number in numbers:
+            started = time.perf_counter()
+            await operation(client, number)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    with anyio.fail_after(PHASE_TIMEOUT):
+        async with anyio.create_task_group() as group:
+            for client in clients:
+                group.start_soon(worker, client)
+    return time.perf_counter() - started, latencies
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def client_ceiling(options: Options, pattern: list[bytes]) -> dict[str, float]:
+    """The client against a null app on the gateway's server stack."""
+    size = min(options.ceiling_bytes, options.large_bytes)
+    digest = stream_digest(size, pattern)
+    async with baseline_listener("null-http", "--chunk", str(CHUNK)) as server:
+        url = f"http://127.0.0.1:{server.port}/null"
+        try:
+            async with session() as client:
+                up = await upload(client, url, size, pattern)
+                down = await download(client, f"{url}?size={size}", size, digest)
+        finally:
+            server.process.terminate()
+    return {
+        "client_ceiling_upload_mb_s": rate(size, up),
+        "client_ceiling_download_mb_s": rate(size, down),
+    }
+
+
+# -- the cluster ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Cluster:
+    gateway: Server
+    nodes: tuple[Server, ...]
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+
+@asynccontextmanager
+async def cluster(workdir: Path, stripe_unit: int | None = None) -> AsyncIterator[Cluster]:
+    """Six nodes and a gateway over them, as processes; stopped by PID at the end. A
+    server's stderr is in workdir/logs; the gateway's tail is printed on failure."""
+    logs = workdir / "logs"
+    async with AsyncExitStack() as stack:
+        nodes = []
+        for number in range(NODES):
+            data = workdir / f"node-{number}"
+            node = await stack.enter_async_context(
+                running(
+                    "node",
+                    "--data-dir",
+                    data,
+                    "--listen",
+                    "127.0.0.1:0",
+                    log=logs / f"node-{number}.log",
+                )
+            )
+            nodes.append(node)
+        addresses = [arg for node in nodes for arg in ("--node", node.url)]
+        if stripe_unit is not None:
+            addresses += ["--stripe-unit", str(stripe_unit)]
+        gateway = await stack.enter_async_context(
+            running(
+                "gateway",
+                "--data-dir",
+                workdir / "gateway",
+                "--listen",
+                "127.0.0.1:0",
+                *addresses,
+                log=logs / "gateway.log",
+            )
+        )
+        try:
+            yield Cluster(gateway, tuple(nodes))
+        except BaseException:
+            for log in [gateway.log, *(node.log for node in nodes)]:
+                text = log.read_text(errors="replace")[-3000:]
+                if text.strip():
+                    print(f"--- {log.name} (tail) ---\n{text}", file=sys.stderr)
+            raise
+
+
+# -- the measurements ----------------------------------------------------------------------
+
+
+@attrs.define
+class Rig:
+    """The running cluster and what watches it during a phase."""
+
+    servers: Cluster
+    profiler: Profiler
+    cpu: CpuMeter
+    gateway: psutil.Process
+    nodes: list[psutil.Process]
+
+    @classmethod
+    def of(cls, servers: Cluster, profile_dir: Path | None) -> Rig:
+        gateway = psutil.Process(servers.gateway.process.pid)
+        nodes = [psutil.Process(node.process.pid) for node in servers.nodes]
+        targets = {"gateway": gateway.pid, "node-0": nodes[0].pid}
+        cpu = CpuMeter({"client": [psutil.Process()], "gateway": [gateway], "nodes": nodes})
+        return cls(servers, Profiler(profile_dir, targets), cpu, gateway, nodes)
+
+    @asynccontextmanager
+    async def phase(self, name: str, figures: dict[str, float]) -> AsyncIterator[dict[str, float]]:
+        """Profile (if asked) and meter the CPU of the block; see CpuMeter.measure."""
+        async with self.profiler.phase(name):
+            with self.cpu.measure(figures, name.replace("-", "_")) as spent:
+                yield spent
+
+
+async def large_object(
+    options: Options, rig: Rig, pattern: list[bytes], digest: int
+) -> dict[str, float]:
+    size = options.large_bytes
+    gib = size / (1 << 30)
+    figures: dict[str, float] = {
+        "gateway_idle_rss_mib": rig.gateway.memory_info().rss / MIB,
+        "node_idle_rss_mib": max(node.memory_info().rss for node in rig.nodes) / MIB,
+    }
+    watched = {"gateway": rig.gateway, **{f"node-{n}": node for n, node in enumerate(rig.nodes)}}
+    url = f"{rig.servers.url}/{BUCKET}/large-object"
+    with MemorySampler(watched) as memory:
+        async with session() as client:
+            async with rig.phase("upload", figures) as spent:
+                with anyio.fail_after(PHASE_TIMEOUT):
+                    up = await upload(client, url, size, pattern)
+            figures["cpu_s_per_gib_upload"] = spent["all"] / gib
+            async with rig.phase("download", figures) as spent:
+                with anyio.fail_after(PHASE_TIMEOUT):
+                    down = await download(client, url, size, digest)
+            figures["cpu_s_per_gib_download"] = spent["all"] / gib
+            async with client.delete(url) as response:
+                await _check(response, 204)
+    figures["upload_mb_s"] = rate(size, up)
+    figures["download_mb_s"] = rate(size, down)
+    figures["gateway_peak_rss_mib"] = memory.peaks["gateway"] / MIB
+    figures["node_peak_rss_mib"] = max(memory.peaks[f"node-{n}"] for n in range(NODES)) / MIB
+    figures["rss_samples"] = memory.samples
+    return figures
+
+
+def per_request(figures: dict[str, float], phase: str, spent: dict[str, float], count: int) -> None:
+    """CPU milliseconds per request of a phase: all processes, and the gateway's share."""
+    figures[f"cpu_ms_per_{phase}"] = 1000 * spent["all"] / count
+    figures[f"gateway_cpu_ms_per_{phase}"] = 1000 * spent["gateway"] / count
+
+
+async def mib_objects(
+    options: Options, rig: Rig, clients: Sequence[aiohttp.ClientSession]
+) -> dict[str, float]:
+    """PUT, then GET, ``mib_objects`` objects of 1 MiB, 8 clients at once."""
+    pattern = blocks(MIB)
+    base = f"{rig.servers.url}/{BUCKET}/mib"
+    count = options.mib_objects
+
+    def putter(prefix: str) -> Callable[[aiohttp.ClientSession, int], Awaitable[None]]:
+        async def put(client: aiohttp.ClientSession, number: int) -> None:
+            body = pattern[number % len(pattern)]
+            async with client.put(f"{base}/{prefix}{number:05d}", data=body) as response:
+                await _check(response)
+                await response.read()
+
+        return put
+
+    def getter(prefix: str) -> Callable[[aiohttp.ClientSession, int], Awaitable[None]]:
+        async def get(client: aiohttp.ClientSession, number: int) -> None:
+            async with client.get(f"{base}/{prefix}{number:05d}") as response:
+                await _check(response)
+                body = await response.read()
+            if body != pattern[number % len(pattern)]:
+                raise RequestFailed(f"GET {base}/{prefix}{number:05d}: other bytes than PUT")
+
+        return get
+
+    figures: dict[str, float] = {}
+    await concurrently(clients, options.warmup, putter("warm-"))
+    async with rig.phase("put-1mib", figures) as spent:
+        put_seconds, _ = await concurrently(clients, count, putter("obj-"))
+    per_request(figures, "put_1mib", spent, count)
+    await concurrently(clients, options.warmup, getter("warm-"))
+    async with rig.phase("get-1mib", figures) as spent:
+        get_seconds, _ = await concurrently(clients, count, getter("obj-"))
+    per_request(figures, "get_1mib", spent, count)
+    figures["small_put_objects_s"] = count / put_seconds
+    figures["small_get_objects_s"] = count / get_seconds
+    return figures
+
+
+async def small_gets(
+    options: Options, rig: Rig, clients: Sequence[aiohttp.ClientSession]
+) -> dict[str, float]:
+    """Latency of GETs of 4 KiB objects, 8 keep-alive clients at once."""
+    body = blocks(4096, 1)[0]
+    base = f"{rig.servers.url}/{BUCKET}/small"
+    objects = options.small_objects
+
+    async def put(client: aiohttp.ClientSession, number: int) -> None:
+        async with client.put(f"{base}/{number:05d}", data=body) as response:
+            await _check(response)
+            await response.read()
+
+    async def get(client: aiohttp.ClientSession, number: int) -> None:
+        async with client.get(f"{base}/{number % objects:05d}") as response:
+            await _check(response)
+            if await response.read() != body:
+                raise RequestFailed(f"GET {base}/{number % objects:05d}: other bytes than PUT")
+
+    figures: dict[str, float] = {}
+    await concurrently(clients, objects, put)
+    await concurrently(clients, max(options.warmup, len(clients) * 10), get)
+    async with rig.phase("get-4kib", figures) as spent:
+        seconds, latencies = await concurrently(clients, options.small_gets, get)
+    per_request(figures, "get_4kib", spent, options.small_gets)
+    figures["small_get_p50_ms"] = 1000 * percentile(latencies, 0.50)
+    figures["small_get_p99_ms"] = 1000 * percentile(latencies, 0.99)
+    figures["small_get_mean_ms"] = 1000 * statistics.fmean(latencies)
+    figures["small_get_4k_objects_s"] = options.small_gets / seconds
+    return figures
+
+
+async def run(options: Options) -> tuple[dict[str, float], list[str]]:
+    """Everything but the ring lookups; the flat figures and any profile summary."""
+    pattern = blocks()
+    size = options.large_bytes
+    digest = stream_digest(size, pattern)
+    figures: dict[str, float] = {
+        "large_object_mib": size / MIB,
+        "mib_objects": options.mib_objects,
+        "small_gets": options.small_gets,
+        "clients": options.clients,
+    }
+    load, busiest = await anyio.to_thread.run_sync(machine_load)
+    figures["other_cpu_before_pct"] = load
+    if load > BUSY:
+        print(f"warning: other processes use {load:.0f}% of a CPU; the figures will be low:")
+        print("\n".join(f"  {line}" for line in busiest))
+    with tempfile.TemporaryDirectory(prefix="s3lite-bench-") as directory:
+        workdir = Path(directory)
+        started = time.perf_counter()
+        print(f"baseline: {size / MIB:.0f} MiB through a loopback socket into a file and back")
+        figures.update(await physical_baseline(workdir, size, digest))
+        print("client ceiling: the same client against a null app on uvicorn")
+        figures.update(await client_ceiling(options, pattern))
+        print(f"starting {NODES} nodes and a gateway under {workdir}")
+        async with cluster(workdir, options.stripe_unit) as servers:
+            async with session() as client, client.put(f"{servers.url}/{BUCKET}") as response:
+                await _check(response)
+            rig = Rig.of(servers, options.profile_dir)
+            print(f"large object: {size / MIB:.0f} MiB up and down through the gateway")
+            figures.update(await large_object(options, rig, pattern, digest))
+            async with AsyncExitStack() as stack:
+                clients = [
+                    await stack.enter_async_context(session()) for _ in range(options.clients)
+                ]
+                print(
+                    f"1 MiB objects: {options.mib_objects} PUTs, then GETs, {len(clients)} clients"
+                )
+                figures.update(await mib_objects(options, rig, clients))
+                print(f"4 KiB objects: {options.small_gets} GETs, {len(clients)} clients")
+                figures.update(await small_gets(options, rig, clients))
+        figures["service_seconds"] = time.perf_counter() - started
+    return figures, rig.profiler.summary()
