@@ -26,17 +26,13 @@ MB is 10^6 bytes throughout (as in the Swift figures quoted beside the results).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -51,6 +47,8 @@ import xxhash
 from tests.processes import Server, running
 
 from benchmarks.baseline import CHUNK, blocks, payload_chunks, stream_digest
+from benchmarks.monitor import CpuMeter, MemorySampler, machine_load
+from benchmarks.profiling import Profiler
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1_000_000
@@ -93,241 +91,6 @@ class Options:
 
 def rate(size: int, seconds: float) -> float:
     return size / seconds / MB
-
-
-# -- processes: sampling memory and CPU ----------------------------------------------------
-
-
-class MemorySampler:
-    """Peak RSS of some processes, sampled every ``interval`` seconds in a thread (so a
-    busy event loop in this process does not delay the samples)."""
-
-    def __init__(self, processes: Mapping[str, psutil.Process], interval: float = 0.1) -> None:
-        self._processes = dict(processes)
-        self._interval = interval
-        self.peaks = dict.fromkeys(self._processes, 0)
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def _sample(self) -> None:
-        for name, process in self._processes.items():
-            with contextlib.suppress(psutil.Error):
-                self.peaks[name] = max(self.peaks[name], process.memory_info().rss)
-        self.samples += 1
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-
-class CpuMeter:
-    """CPU seconds (user + system) used by groups of processes over a phase."""
-
-    def __init__(self, groups: Mapping[str, Sequence[psutil.Process]]) -> None:
-        self._groups = {name: list(processes) for name, processes in groups.items()}
-
-    def snapshot(self) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        for name, processes in self._groups.items():
-            total = 0.0
-            for process in processes:
-                with contextlib.suppress(psutil.Error):
-                    times = process.cpu_times()
-                    total += times.user + times.system
-            totals[name] = total
-        return totals
-
-    @contextlib.contextmanager
-    def measure(self, into: dict[str, float], phase: str) -> Iterator[dict[str, float]]:
-        """Adds, in percent of one CPU over the phase's wall time, ``{group}_cpu_{phase}_pct``
-        for each group, ``other_cpu_{phase}_pct`` (the machine's busy time not spent by the
-        groups: other processes, the kernel's own work) and ``iowait_{phase}_pct``. The
-        yielded dict is filled at the end with each group's CPU seconds and their sum
-        (``"all"``): CPU spent per byte or per request hardly depends on what else runs
-        on the machine, unlike the rates."""
-        spent: dict[str, float] = {}
-        before, started = self.snapshot(), time.perf_counter()
-        machine_before = psutil.cpu_times()
-        yield spent
-        after, wall = self.snapshot(), time.perf_counter() - started
-        machine_after = psutil.cpu_times()
-        for name in self._groups:
-            spent[name] = after[name] - before[name]
-            into[f"{name}_cpu_{phase}_pct"] = 100 * spent[name] / wall
-        spent["all"] = sum(spent.values())
-        busy = _busy(machine_after) - _busy(machine_before)
-        into[f"other_cpu_{phase}_pct"] = max(0.0, 100 * (busy - spent["all"]) / wall)
-        iowait = getattr(machine_after, "iowait", 0.0) - getattr(machine_before, "iowait", 0.0)
-        into[f"iowait_{phase}_pct"] = 100 * iowait / wall
-
-
-def _busy(times: Any) -> float:
-    """CPU seconds the machine ran processes (user, nice, system) or lost to other
-    virtual machines (steal); interrupt time is left out, as loopback traffic, ours
-    included, is processed there."""
-    return sum(getattr(times, field, 0.0) for field in ("user", "nice", "system", "steal"))
-
-
-def machine_load(seconds: float = 1.0, top: int = 3) -> tuple[float, list[str]]:
-    """CPU used by processes other than this one and its children over ``seconds``, in
-    percent of one CPU, and the busiest of them: a busy machine understates every figure."""
-    mine = {os.getpid(), *(child.pid for child in psutil.Process().children(recursive=True))}
-    processes = [p for p in psutil.process_iter(["pid", "name", "cmdline"]) if p.pid not in mine]
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            process.cpu_percent(None)
-    time.sleep(seconds)
-    usage = []
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            usage.append((process.cpu_percent(None), process))
-    usage.sort(key=lambda item: -item[0])
-    busiest = [
-        f"{percent:.0f}% pid {process.pid} {_command(process)}"
-        for percent, process in usage[:top]
-        if percent >= 5
-    ]
-    return sum(percent for percent, _ in usage), busiest
-
-
-def _command(process: psutil.Process) -> str:
-    words = process.info.get("cmdline") or [process.info.get("name") or "?"]
-    return " ".join(" ".join(words).split())[:100]
-
-
-# -- profiling with py-spy (optional) ------------------------------------------------------
-
-
-def py_spy() -> str | None:
-    here = Path(sys.executable).parent / "py-spy"
-    if here.exists():
-        return str(here)
-    found = None
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = Path(directory) / "py-spy"
-        if candidate.exists():
-            found = str(candidate)
-            break
-    return found
-
-
-class Profiler:
-    """Samples the gateway and one node with py-spy during chosen phases (or does
-    nothing without a directory); remembers the raw (collapsed stack) files."""
-
-    def __init__(self, directory: Path | None, targets: Mapping[str, int]) -> None:
-        self.directory = directory
-        self.targets = dict(targets)
-        self.files: list[Path] = []
-        self.binary = py_spy() if directory is not None else None
-        if directory is not None and self.binary is None:
-            print("  (py-spy not found: pip install py-spy; profiling skipped)")
-
-    @asynccontextmanager
-    async def phase(self, name: str) -> AsyncIterator[None]:
-        if self.directory is None or self.binary is None:
-            yield
-            return
-        await anyio.Path(self.directory).mkdir(parents=True, exist_ok=True)
-        processes = []
-        for target, pid in self.targets.items():
-            output = self.directory / f"{target}-{name}.txt"
-            command = [self.binary, "record", "--pid", str(pid), "--rate", "250"]
-            command += ["--nonblocking", "--format", "raw", "--output", str(output)]
-            processes.append(
-                await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=None)
-            )
-            self.files.append(output)
-        await anyio.sleep(1.0)  # py-spy attaches
-        try:
-            yield
-        finally:
-            with anyio.CancelScope(shield=True):
-                for process in processes:
-                    if process.returncode is None:
-                        process.send_signal(signal.SIGINT)  # py-spy writes its file and exits
-                for process in processes:
-                    with anyio.move_on_after(30):
-                        await process.wait()
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
-                    await process.aclose()
-
-    def summary(self) -> list[str]:
-        return [line for path in self.files for line in summarize_profile(path)]
-
-
-def summarize_profile(path: Path, top: int = 12) -> list[str]:
-    """The functions where most samples ended (self) and, among s3lite's, the ones most
-    samples passed through (inclusive), from a py-spy ``--format raw`` file."""
-    if not path.exists():
-        return [f"{path.name}: no samples"]
-    self_counts: dict[str, int] = {}
-    inclusive: dict[str, int] = {}
-    total = waiting = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [_frame(frame) for frame in stack.split(";")[1:]]
-        if not frames:
-            continue
-        if frames[-1] in WAITS:
-            waiting += count
-            continue
-        total += count
-        self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
-        for frame in set(frames):
-            if "s3lite/" in frame and not frame.endswith(ENTRY_FILES):
-                inclusive[frame] = inclusive.get(frame, 0) + count
-    if not total:
-        return [f"{path.name}: no samples"]
-    lines = [
-        f"{path.name}: {total} busy samples (left out: {waiting} of worker threads waiting "
-        "for work, and those py-spy saw idle)",
-        "  self:",
-    ]
-    for frame, count in sorted(self_counts.items(), key=lambda item: -item[1])[:top]:
-        note = "  [uvloop C code: socket I/O, callbacks]" if frame == LOOP else ""
-        lines.append(f"    {100 * count / total:5.1f}%  {frame}{note}")
-    lines.append("  inclusive (s3lite frames):")
-    for frame, count in sorted(inclusive.items(), key=lambda item: -item[1])[:top]:
-        lines.append(f"    {100 * count / total:5.1f}%  {frame}")
-    return lines
-
-
-ENTRY_FILES = ("(s3lite/__main__.py)", "(s3lite/cli.py)", "(s3lite/service.py)")
-"""Frames every sample passes through; left out of the inclusive list."""
-
-WAITS = ("Condition.wait (threading.py)",)
-"""Leaf frame of anyio's worker threads idling between jobs."""
-
-LOOP = "Runner.run (runners.py)"
-"""Where py-spy puts time spent in uvloop's C code (socket I/O, protocol callbacks)."""
-
-
-def _frame(text: str) -> str:
-    """``func (path/to/file.py:123)`` -> ``func (file.py)``; s3lite paths keep their package."""
-    name, _, where = text.partition(" (")
-    where = where.rstrip(")").rsplit(":", 1)[0]
-    if "s3lite/" in where:
-        where = "s3lite/" + where.rsplit("s3lite/", 1)[1]
-    else:
-        where = where.rsplit("/", 1)[-1]
-    return f"{name} ({where})"
 
 
 # -- the baseline processes ----------------------------------------------------------------
