@@ -14,7 +14,7 @@ from functools import cached_property
 import attrs
 
 from ..sectors import SECTORS
-from .hashing import key_sector
+from .hashing import DEFAULT_SEED, xxh3_64
 
 NodeId = str
 
@@ -67,8 +67,11 @@ class Ring:
         return self.owners[sector]
 
     def owner_of_key(self, key: str) -> NodeId:
-        """The node that owns the sector ``key`` hashes to."""
-        return self.owners[key_sector(key)]
+        """The node that owns the sector ``key`` hashes to: one hash, one index.
+
+        Same as ``owner(key_sector(key))`` for valid keys (UTF-8, see receiver.keys);
+        this path skips the surrogate handling, so a lone surrogate raises here."""
+        return self.owners[xxh3_64(key.encode(), DEFAULT_SEED) % SECTORS]
 
     @cached_property
     def nodes(self) -> tuple[NodeId, ...]:
