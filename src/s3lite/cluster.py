@@ -127,7 +127,12 @@ class Cluster:
         self._stack.push_async_callback(manifests.close)
         orchestrator = Orchestrator(self.transport, store, policy=self._policy)
         receiver = Receiver(orchestrator, manifests, stripe_unit=self._stripe_unit)
-        janitor = Janitor(orchestrator, manifests, pending_ttl=self._pending_ttl)
+        janitor = Janitor(
+            orchestrator,
+            manifests,
+            pending_ttl=self._pending_ttl,
+            in_flight=receiver.uploads_in_flight,
+        )
         self._opened = (orchestrator, receiver, janitor, Buckets(manifests))
         await orchestrator.open(addresses)
         await orchestrator.resume()

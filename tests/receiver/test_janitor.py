@@ -112,3 +112,27 @@ async def test_crash_mid_upload_leaves_nothing_after_restart(tmp_path: Path, whe
         assert all(not os.listdir(node.data_dir / "tmp") for node in cluster.nodes.values())
         manifests = cluster.receiver.manifests
         assert await manifests.stale_uploads(pending_before=float("inf")) == []
+
+
+async def test_an_upload_older_than_the_ttl_is_left_alone_while_it_streams(
+    cluster: LocalCluster,
+) -> None:
+    """A slow upload outlives the TTL: the janitor must not sweep it from under its
+    writer, and once it commits the object is whole."""
+    streaming, release = anyio.Event(), anyio.Event()
+    first, second = os.urandom(50_000), os.urandom(50_000)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        streaming.set()  # asked for more: the pending record and first parts exist
+        await release.wait()
+        yield second
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(cluster.receiver.put_object, "slow", body())
+        await streaming.wait()
+        report = await cluster.janitor.run_once(pending_before=float("inf"))
+        assert report.uploads_removed == 0
+        release.set()
+    assert await read_all(cluster, "slow") == first + second
+    assert len(await stored_part_names(cluster)) == 6

@@ -138,3 +138,13 @@ async def test_reopening_keeps_everything(tmp_path: Path) -> None:
         assert await reopened.stale_uploads(pending_before=3.0) == ["p"]
     finally:
         await reopened.close()
+
+
+async def test_only_a_still_stale_upload_can_be_claimed(store: SqliteManifestStore) -> None:
+    await store.begin_upload("old", "k", [1, 2, 3, 4, 5, 6], created=1.0)
+    await store.begin_upload("new", "k2", [1, 2, 3, 4, 5, 6], created=50.0)
+    assert not await store.claim_stale("new", pending_before=10.0)  # not stale
+    assert await store.commit_upload("old", [segment([1, 2, 3, 4, 5, 6])], info("k")) is None
+    assert not await store.claim_stale("old", pending_before=10.0)  # committed meanwhile
+    assert await store.claim_stale("new", pending_before=100.0)
+    assert await store.stale_uploads(pending_before=0) == ["new"]  # now marked deleting

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import attrs
 
@@ -47,10 +47,14 @@ class Janitor:
         manifests: ManifestStore,
         *,
         pending_ttl: float = DEFAULT_PENDING_TTL,
+        in_flight: Collection[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``in_flight``: the receiver's set of uploads still being written; they are
+        never swept, however old (a slow 10 GiB upload can outlive the TTL)."""
         self.orchestrator = orchestrator
         self.manifests = manifests
+        self.in_flight = in_flight
         self.pending_ttl = pending_ttl
         self._clock = clock
 
@@ -66,6 +70,10 @@ class Janitor:
     async def remove_stale_uploads(self, pending_before: float) -> int:
         removed = 0
         for upload_id in await self.manifests.stale_uploads(pending_before):
+            if upload_id in self.in_flight:
+                continue
+            if not await self.manifests.claim_stale(upload_id, pending_before):
+                continue  # committed (or otherwise moved on) since it was listed
             try:
                 await discard_upload(self.orchestrator, self.manifests, upload_id)
             except S3liteError as exc:

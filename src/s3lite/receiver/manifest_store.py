@@ -73,6 +73,11 @@ class ManifestStore(Protocol):
         ``deleting`` one."""
         ...
 
+    async def claim_stale(self, upload_id: str, pending_before: float) -> bool:
+        """Mark a stale upload ``deleting`` unless it moved on since it was listed
+        (committed, or not stale any more); True if it is the caller's to delete."""
+        ...
+
     async def recorded_sectors(self, parts: Collection[PartKey]) -> dict[PartKey, int]:
         """The recorded sector of each of ``parts`` that has a row."""
         ...
@@ -316,6 +321,19 @@ class SqliteManifestStore:
             return [str(row[0]) for row in rows]
 
         result: list[str] = await self._run(work)
+        return result
+
+    async def claim_stale(self, upload_id: str, pending_before: float) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            with db:
+                cursor = db.execute(
+                    "UPDATE uploads SET state = 'deleting' WHERE upload_id = ? AND "
+                    "(state = 'deleting' OR (state = 'pending' AND created < ?))",
+                    (upload_id, pending_before),
+                )
+                return cursor.rowcount == 1
+
+        result: bool = await self._run(work)
         return result
 
     async def recorded_sectors(self, parts: Collection[PartKey]) -> dict[PartKey, int]:

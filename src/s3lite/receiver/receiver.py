@@ -85,6 +85,9 @@ class Receiver:
         self.manifests = manifests
         self.stripe_unit = stripe_unit
         self._clock = clock
+        self.uploads_in_flight: set[str] = set()
+        """Uploads between their pending record and their commit or discard: the
+        janitor leaves them alone, however old they are."""
         orchestrator.catalog = manifests
 
     async def put_object(
@@ -108,28 +111,34 @@ class Receiver:
         if isinstance(body, bytes | bytearray | memoryview) and size not in (None, len(body)):
             raise BodyLengthMismatch(declared=size, received=len(body))
         upload_id = uuid.uuid4().hex
-        with self.orchestrator.lease() as view:
-            prepared = await prepare(iterate_body(body), size, self.stripe_unit, PARTS_PER_SEGMENT)
-            sectors = place_parts(view.placement_rings, key, upload_id)
-            await self.manifests.begin_upload(upload_id, key, sectors, self._clock())
-            try:
-                writer = SegmentWriter(
-                    self.orchestrator, view, upload_id, 0, sectors, prepared.unit
+        self.uploads_in_flight.add(upload_id)
+        try:
+            with self.orchestrator.lease() as view:
+                prepared = await prepare(
+                    iterate_body(body), size, self.stripe_unit, PARTS_PER_SEGMENT
                 )
-                segment = await writer.write(prepared.chunks, size)
-                info = ObjectInfo.of(
-                    key,
-                    segment.size,
-                    writer.md5.hexdigest(),
-                    content_type or DEFAULT_CONTENT_TYPE,
-                    self._clock(),
-                    metadata,
-                )
-                replaced = await self.manifests.commit_upload(upload_id, [segment], info)
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self._discard_quietly(upload_id, view)
-                raise
+                sectors = place_parts(view.placement_rings, key, upload_id)
+                try:
+                    await self.manifests.begin_upload(upload_id, key, sectors, self._clock())
+                    writer = SegmentWriter(
+                        self.orchestrator, view, upload_id, 0, sectors, prepared.unit
+                    )
+                    segment = await writer.write(prepared.chunks, size)
+                    info = ObjectInfo.of(
+                        key,
+                        segment.size,
+                        writer.md5.hexdigest(),
+                        content_type or DEFAULT_CONTENT_TYPE,
+                        self._clock(),
+                        metadata,
+                    )
+                    replaced = await self.manifests.commit_upload(upload_id, [segment], info)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await self._discard_quietly(upload_id, view)
+                    raise
+        finally:
+            self.uploads_in_flight.discard(upload_id)
         if replaced is not None:
             await self._discard_quietly(replaced)
         return info
