@@ -10,6 +10,7 @@ the socket to drain). Nothing here holds more than one chunk.
 from __future__ import annotations
 
 import json
+import logging
 import urllib.parse
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -22,12 +23,19 @@ Message = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+log = logging.getLogger(__name__)
+
 MAX_JSON_BODY = 1 << 20
 """Largest control request body (JSON) a server reads into memory."""
 
 
 class ClientDisconnected(Exception):
     """The client went away before sending its whole request body."""
+
+
+class ResponseAborted(Exception):
+    """A streamed response failed after its headers went out: the connection is
+    dropped so the client sees a truncated body, never a whole-looking wrong one."""
 
 
 class BadRequest(Exception):
@@ -138,9 +146,12 @@ async def send_stream(
     """Stream a response body; an error after the headers went out aborts the connection
     (the server closes it), so a client never takes a truncated body for a whole one."""
     await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
-    async for chunk in chunks:
-        if chunk:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    try:
+        async for chunk in chunks:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except Exception as exc:
+        raise ResponseAborted(f"response broken off after its headers: {exc}") from exc
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -202,6 +213,10 @@ class App:
         self.in_flight.enter()
         try:
             await self.handle(request, send)
+        except ResponseAborted as exc:
+            # Returning without finishing the response makes the server drop the
+            # connection, which is the only way left to tell the client.
+            log.exception("%s /%s: %s", request.method, "/".join(request.segments), exc.__cause__)
         finally:
             self.in_flight.leave()
 

@@ -30,11 +30,12 @@ import attrs
 import pytest
 from yarl import URL
 
-from s3lite import LocalCluster
+from s3lite import ChecksumMismatch, LocalCluster
 from s3lite.asgi import Receive, Scope, Send
 from s3lite.receiver.gateway import GatewayApp
 from s3lite.service import bind, serve, url_of
 from s3lite.storager import StorageNode
+from s3lite.storager.partfile import HEADER_SIZE
 
 pytestmark = pytest.mark.anyio
 
@@ -909,3 +910,37 @@ async def test_bad_admin_requests_get_a_json_4xx(
     assert headers["Content-Type"] == "application/json"
     assert json.loads(answer)["message"]
     assert len((await gateway.status())["nodes"]) == 6
+
+
+async def test_a_damaged_part_never_reads_as_a_whole_response(cluster: LocalCluster) -> None:
+    """Bit rot in one part: the library raises before handing out the last byte, and
+    an HTTP client sees the connection drop short of Content-Length, not a 200 of
+    wrong bytes."""
+    async with serving(cluster) as gateway:
+        assert (await gateway.request("PUT", "/rot"))[0] == 200
+        data = payload(100_000)
+        assert (await gateway.request("PUT", "/rot/obj", data=data))[0] == 200
+        manifest = await cluster.receiver.manifests.get("rot/obj")
+        assert manifest is not None
+        part = manifest.segments[0].parts[0]
+        owner = cluster.nodes[cluster.orchestrator.ring.owner(part.sector)]
+        path = owner.data_dir / "sectors" / f"{part.sector:03d}" / f"{manifest.upload_id}-0-0"
+        raw = bytearray(path.read_bytes())
+        raw[HEADER_SIZE + 10] ^= 0xFF
+        path.write_bytes(bytes(raw))
+        got = bytearray()
+
+        async def read_library() -> None:
+            async for chunk in cluster.receiver.get_object("rot/obj"):
+                got.extend(chunk)
+
+        with pytest.raises(ChecksumMismatch):
+            await read_library()
+        assert len(got) < len(data)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(gateway.url + "/rot/obj") as response,
+        ):
+            assert response.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()

@@ -73,13 +73,29 @@ async def join_segment(
     segment: Segment, readers: Mapping[int, PartReader], start: int, end: int
 ) -> AsyncGenerator[bytes, None]:
     """The bytes start..end (inclusive) of ``segment``, read from the open ``readers``
-    (one per part the range touches). Closes the readers when done or abandoned."""
+    (one per part the range touches). Closes the readers when done or abandoned.
+
+    Each part is checked as soon as its last byte has been read, and the last chunk
+    is held back until every part has passed: a damaged part can cut a response
+    short, but never let it end as if it were whole.
+    """
+    layout = segment.layout
+    remaining = {}
+    for index in readers:
+        span = layout.part_span(index, start, end)
+        remaining[index] = 0 if span is None else span[1] - span[0] + 1
+    held: bytes | None = None
     try:
-        for index, length in segment.layout.pieces(start, end):
+        for index, length in layout.pieces(start, end):
             async for chunk in readers[index].read(length):
-                yield chunk
-        for reader in readers.values():
-            await reader.finish()
+                if held is not None:
+                    yield held
+                held = chunk
+            remaining[index] -= length
+            if not remaining[index]:
+                await readers[index].finish()
+        if held is not None:
+            yield held
     finally:
         for reader in readers.values():
             await reader.aclose()
