@@ -21,7 +21,7 @@ import anyio.from_thread
 import pytest
 
 from s3lite import DiskFull, InvalidName, NodeUnavailable, PartNotFound
-from s3lite.storager import StorageNode
+from s3lite.storager import StorageNode, partfile
 from s3lite.storager import node as node_module
 from s3lite.transport import ImportResult, PartStat
 
@@ -404,10 +404,42 @@ async def test_an_import_cancelled_while_installing_keeps_usage_exact(
     real_install = node_module._install
     with anyio.CancelScope() as scope:
 
-        def install(staging: Path, sectors: Path, namespace: threading.Lock) -> dict[int, int]:
+        def install(
+            staging: Path,
+            sectors: Path,
+            namespace: threading.Lock,
+            fsync: bool,
+            added: dict[int, int],
+        ) -> None:
             anyio.from_thread.run_sync(scope.cancel)
-            return real_install(staging, sectors, namespace)
+            real_install(staging, sectors, namespace, fsync, added)
 
         monkeypatch.setattr(node_module, "_install", install)
         await node.import_sectors(chunked(archive))
     assert await node.usage() == disk_usage(node.data_dir)
+
+
+async def test_imports_and_links_are_durable_before_they_return(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The donors drop their copies once an import returns, and a re-home deletes the
+    old link once link_part returns: both must have reached the disk by then."""
+    synced: list[Path] = []
+    real_fsync_dir = partfile.fsync_dir
+
+    def recording_fsync_dir(path: Path) -> None:
+        synced.append(Path(path))
+        real_fsync_dir(path)
+
+    source = await open_node(tmp_path / "source", "node-s")
+    await fill(source)
+    archive = await read_all(await source.export_sectors([0, 5]))
+    target = await StorageNode.open(tmp_path / "target", "node-t", fsync=True)
+    monkeypatch.setattr(partfile, "fsync_dir", recording_fsync_dir)
+    await target.import_sectors(chunked(archive))
+    sectors = target.data_dir / "sectors"
+    assert {sectors / "000", sectors / "005", sectors} <= set(synced)
+    synced.clear()
+    name = (await target.list_parts(5))[0].name
+    await target.link_part(name, 5, 9)
+    assert sectors / "009" in synced

@@ -191,7 +191,7 @@ class StorageNode:
         target = self._part_path(to_sector, name)
         with anyio.CancelScope(shield=True):
             size = await anyio.to_thread.run_sync(
-                _link, source, target, self.node_id, from_sector, self._namespace
+                _link, source, target, self.node_id, from_sector, self._namespace, self._fsync
             )
             self._account(to_sector, size)
 
@@ -235,12 +235,15 @@ class StorageNode:
         try:
             parts, payload = await self._stage(archive, staging)
             self._check_open()
+            added: dict[int, int] = {}
             with anyio.CancelScope(shield=True):
-                added = await anyio.to_thread.run_sync(
-                    _install, staging, self._sectors, self._namespace
-                )
-                for sector, delta in added.items():
-                    self._account(sector, delta)
+                try:
+                    await anyio.to_thread.run_sync(
+                        _install, staging, self._sectors, self._namespace, self._fsync, added
+                    )
+                finally:
+                    for sector, delta in added.items():
+                        self._account(sector, delta)
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_remove_tree, staging)
@@ -370,9 +373,13 @@ def _list_sector(directory: Path, sector: int) -> list[PartStat]:
     return stats
 
 
-def _link(source: Path, target: Path, node_id: str, sector: int, namespace: threading.Lock) -> int:
+def _link(
+    source: Path, target: Path, node_id: str, sector: int, namespace: threading.Lock, fsync: bool
+) -> int:
     """Hard-link ``source`` as ``target``; returns the bytes newly accounted. A part
-    already at ``target`` (the same file, or a copy: parts are immutable) is kept."""
+    already at ``target`` (the same file, or a copy: parts are immutable) is kept.
+    With ``fsync`` the link is durable before this returns: the caller records the new
+    location next, and then removes the old one."""
     target.parent.mkdir(exist_ok=True)
     with namespace:
         try:
@@ -383,21 +390,32 @@ def _link(source: Path, target: Path, node_id: str, sector: int, namespace: thre
             return 0
         except FileNotFoundError:
             raise PartNotFound(node_id, sector, source.name) from None
-        return target.stat().st_size
+        size = target.stat().st_size
+    if fsync:
+        partfile.fsync_dir(target.parent)
+    return size
 
 
-def _install(staging: Path, sectors: Path, namespace: threading.Lock) -> dict[int, int]:
-    """Rename every staged part into the sector tree; returns bytes added per sector."""
-    added: dict[int, int] = {}
+def _install(
+    staging: Path, sectors: Path, namespace: threading.Lock, fsync: bool, added: dict[int, int]
+) -> None:
+    """Rename every staged part into the sector tree, recording into ``added`` the bytes
+    each sector gained as it goes (so a failure half way still accounts what moved);
+    with ``fsync``, the renames are durable before this returns."""
+    touched = []
     for directory in sorted(staging.iterdir()):
         sector = int(directory.name)
-        (sectors / directory.name).mkdir(exist_ok=True)
+        target = sectors / directory.name
+        target.mkdir(exist_ok=True)
+        touched.append(target)
         for staged in directory.iterdir():
             size = staged.stat().st_size
             with namespace:
-                replaced = partfile.replace(staged, sectors / directory.name / staged.name)
+                replaced = partfile.replace(staged, target / staged.name)
             added[sector] = added.get(sector, 0) + size - replaced
-    return added
+    if fsync:
+        for directory in [*touched, sectors]:
+            partfile.fsync_dir(directory)
 
 
 def _drop(directory: Path, namespace: threading.Lock) -> int:
