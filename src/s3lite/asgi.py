@@ -141,18 +141,43 @@ async def send_json(send: Send, status: int, value: object, headers: Headers = (
 
 
 async def send_stream(
-    send: Send, status: int, chunks: AsyncIterable[bytes], headers: Headers = ()
+    send: Send,
+    status: int,
+    chunks: AsyncIterable[bytes],
+    headers: Headers = (),
+    receive: Receive | None = None,
 ) -> None:
-    """Stream a response body; an error after the headers went out aborts the connection
-    (the server closes it), so a client never takes a truncated body for a whole one."""
+    """Stream a response body.
+
+    With ``receive``, a client that disconnects stops the stream at once (a server's
+    ``send`` keeps accepting bytes after a disconnect, so without this an abandoned
+    download would still be read to its end). An error after the headers went out
+    raises ResponseAborted, so that the connection is dropped and a client never
+    takes a truncated body for a whole one.
+    """
     await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
-    try:
-        async for chunk in chunks:
-            if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except Exception as exc:
-        raise ResponseAborted(f"response broken off after its headers: {exc}") from exc
-    await send({"type": "http.response.body", "body": b""})
+    gone = False
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        nonlocal gone
+        assert receive is not None
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        if receive is not None:
+            group.start_soon(watch, group.cancel_scope)
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception as exc:
+            raise ResponseAborted(f"response broken off after its headers: {exc}") from exc
+        group.cancel_scope.cancel()
+    if not gone:
+        await send({"type": "http.response.body", "body": b""})
 
 
 class InFlight:

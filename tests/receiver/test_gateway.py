@@ -32,6 +32,7 @@ from yarl import URL
 
 from s3lite import ChecksumMismatch, LocalCluster
 from s3lite.asgi import Receive, Scope, Send
+from s3lite.receiver import download
 from s3lite.receiver.gateway import GatewayApp
 from s3lite.service import bind, serve, url_of
 from s3lite.storager import StorageNode
@@ -944,3 +945,32 @@ async def test_a_damaged_part_never_reads_as_a_whole_response(cluster: LocalClus
             assert response.status == 200
             with pytest.raises(aiohttp.ClientPayloadError):
                 await response.read()
+
+
+async def test_an_abandoned_download_stops_reading_the_nodes(
+    cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that leaves after the first bytes of a 32 MiB object: the gateway
+    stops pulling parts from the nodes instead of reading the object to its end."""
+    size = 32 << 20
+    pulled = 0
+    real_read = download.PartReader.read
+
+    async def counting_read(self: download.PartReader, length: int) -> AsyncIterator[bytes]:
+        nonlocal pulled
+        async for chunk in real_read(self, length):
+            pulled += len(chunk)
+            yield chunk
+
+    async with serving(cluster) as gateway:
+        assert (await gateway.request("PUT", "/big"))[0] == 200
+        body = chunks_of(payload(size), 1 << 20)
+        assert (await gateway.request("PUT", "/big/obj", data=body))[0] == 200
+        monkeypatch.setattr(download.PartReader, "read", counting_read)
+        port = int(gateway.url.rsplit(":", 1)[1])
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(b"GET /big/obj HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert await stream.receive(65536)
+        with anyio.fail_after(20):
+            await gateway.idle()
+    assert pulled < size // 2

@@ -295,7 +295,7 @@ class GatewayApp(App):
                 status = 206
                 first, last = read.span
                 headers.append(("content-range", f"bytes {first}-{last}/{read.info.size}"))
-            await send_stream(send, status, read.chunks, headers)
+            await send_stream(send, status, read.chunks, headers, request.receive)
         finally:
             await read.aclose()
 

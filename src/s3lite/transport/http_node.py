@@ -87,9 +87,8 @@ class NodeApp(App):
                 start, end = _optional_int(request, "start"), _optional_int(request, "end")
                 stream = await node.get_part(_sector(sector), name, start, end)
                 try:
-                    await send_stream(
-                        send, 200, stream, [("content-type", "application/octet-stream")]
-                    )
+                    octets = [("content-type", "application/octet-stream")]
+                    await send_stream(send, 200, stream, octets, request.receive)
                 finally:
                     await stream.aclose()
             case "GET", ("v1", "sectors", sector):
@@ -110,7 +109,8 @@ class NodeApp(App):
                 sectors = _int_list(_field(await request.json(), "sectors"), "sectors")
                 archive = await node.export_sectors(sectors)
                 try:
-                    await send_stream(send, 200, archive, [("content-type", "application/zip")])
+                    zipped = [("content-type", "application/zip")]
+                    await send_stream(send, 200, archive, zipped, request.receive)
                 finally:
                     await archive.aclose()
             case "POST", ("v1", "import"):
