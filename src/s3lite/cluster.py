@@ -18,6 +18,7 @@ finishes a join that a crash interrupted, and removes uploads the crash left pen
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import time
@@ -36,6 +37,8 @@ from .receiver.janitor import DEFAULT_PENDING_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .storager import StorageNode
 from .transport import MemoryTransport, Transport
+
+log = logging.getLogger(__name__)
 
 DEFAULT_JANITOR_INTERVAL = 600.0
 _NODE_ID = re.compile(r"node-(\d+)")
@@ -146,7 +149,10 @@ class Cluster:
     async def _janitor_loop(self, interval: float) -> None:
         while True:
             await anyio.sleep(interval)
-            await self.janitor.run_once()
+            try:
+                await self.janitor.run_once()
+            except Exception:  # a failed pass must not take the cluster down
+                log.exception("janitor pass failed")
 
     async def join(self, address: str) -> str:
         """Join the node serving ``address``; returns its id once it is rebalanced."""

@@ -13,17 +13,22 @@ A join runs in these steps; each step that changes routing is persisted first
 4. *copy* — each donor zips its moving sectors; the stream is unzipped on the new
    node, which verifies every CRC and installs the archive all or nothing.
 5. *switch* — persist and publish the ring with the new node owning its sectors.
-6. *drain*, then *drop* the donors' copies and persist the end of the migration.
+6. *drain*, then *drop* the donors' copies and persist the end of the migration. If a
+   dual write to the new node failed meanwhile (the donor's copy succeeded, so the
+   client's write stood), the sectors are copied once more before the drop.
 
 A crash before step 5 is resumed on restart by clearing the new node's moving sectors
-and copying again (the donors still hold everything); after step 5, by dropping the
-donors' copies. An ordinary error before step 5 rolls the join back.
+and copying again (the donors still hold everything); after step 5, by copying again
+(a dual write may have been missed) and dropping the donors' copies. An ordinary error
+or a cancellation before step 5 rolls the join back; a new node that is gone by then
+is rolled back too. Donors whose drop fails keep their copies until a later resume.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Final
@@ -32,6 +37,7 @@ import anyio
 import attrs
 
 from ..errors import JoinRefused, NodeUnavailable, PartNotFound, S3liteError
+from ..streams import single_error
 from ..transport.base import ByteStream, NodeClient, Transport
 from .catalog import PartCatalog, plan_rehomes
 from .persistence import TopologyStore
@@ -39,6 +45,8 @@ from .policies import JoinPolicy, get_policy
 from .ring import NodeId, Ring
 from .routing import EpochGate, RoutingView
 from .topology import Migration, MigrationPhase, NodeInfo, NodeState, Topology
+
+log = logging.getLogger(__name__)
 
 StepHook = Callable[[str], Awaitable[None]]
 
@@ -61,6 +69,7 @@ class Orchestrator:
         self._view: RoutingView | None = None
         self._gate = EpochGate()
         self._join_lock = anyio.Lock()
+        self._dual_write_failures = 0
         self.catalog: PartCatalog | None = None
         self.on_step: StepHook | None = None
         """Called with a step name at each point of a migration where a crash is worth
@@ -123,6 +132,32 @@ class Orchestrator:
         for info in topology.nodes:
             self._clients[info.node_id] = self._transport.connect(info.address)
         self._publish(topology)
+        with single_error():
+            async with anyio.create_task_group() as group:
+                for info in topology.nodes:
+                    group.start_soon(self._check_identity, info.node_id)
+
+    async def _check_identity(self, node_id: NodeId) -> None:
+        """Fail fast if another node answers at ``node_id``'s address (swapped ports or
+        hosts would make the janitor and the joins delete the wrong node's data)."""
+        try:
+            await self.verified_client(node_id)
+        except NodeUnavailable as exc:
+            if exc.reason.startswith("it is node"):
+                raise
+            log.warning("node %s is not reachable yet: %s", node_id, exc)
+
+    async def verified_client(self, node_id: NodeId) -> NodeClient:
+        """The client of ``node_id``, after checking that the node at its address is it.
+
+        Raises NodeUnavailable if the node cannot be reached or is another node. Every
+        destructive sweep (dropping sectors, deleting orphans) goes through this.
+        """
+        client = self.client(node_id)
+        found = (await client.health()).node_id
+        if found != node_id:
+            raise NodeUnavailable(client.address, f"it is node {found!r}, not {node_id!r}")
+        return client
 
     async def _bootstrap(self, addresses: Sequence[str]) -> Topology:
         if len(addresses) < MIN_NODES:
@@ -218,24 +253,44 @@ class Orchestrator:
         return client, health.node_id
 
     async def resume(self) -> None:
-        """Finish a migration that a crash interrupted (no-op if there is none)."""
+        """Finish a migration that a crash or a failure interrupted (no-op if there is
+        none). Never raises for an unreachable node: a join whose new node is gone is
+        rolled back, and donors that cannot drop their copies yet keep them (nothing is
+        lost) until the next call; the janitor calls this on every pass."""
         async with self._join_lock:
             migration = self.topology.migration
             if migration is None:
                 return
-            if migration.phase is MigrationPhase.COPYING:
-                # Whatever reached the new node is incomplete; the donors hold it all.
-                await self.client(migration.new_node).drop_sectors(list(migration.moves))
-            await self._migrate()
+            try:
+                if migration.phase is MigrationPhase.COPYING:
+                    # Whatever reached the new node is incomplete; the donors hold it all.
+                    try:
+                        await self.client(migration.new_node).drop_sectors(list(migration.moves))
+                    except S3liteError:
+                        await self._roll_back(migration)
+                        raise
+                await self._migrate(recopy=True)
+            except S3liteError as exc:
+                log.warning("the join of %s cannot finish yet: %s", migration.new_node, exc)
 
-    async def _migrate(self) -> None:
+    def note_dual_write_failure(self, node_id: NodeId, error: BaseException) -> None:
+        """A write to a joining node failed (the donor's copy succeeded, so the client's
+        write stands): the sectors will be copied again before the donors drop them."""
+        log.warning(
+            "a dual write to %s failed, its sectors will be copied again: %s", node_id, error
+        )
+        self._dual_write_failures += 1
+
+    async def _migrate(self, *, recopy: bool = False) -> None:
         migration = self.topology.migration
         assert migration is not None
         if migration.phase is MigrationPhase.COPYING:
+            self._dual_write_failures = 0
             try:
                 await self._copy(migration)
-            except Exception:
-                await self._roll_back(migration)
+            except BaseException as exc:
+                if isinstance(exc, Exception | anyio.get_cancelled_exc_class()):
+                    await self._roll_back(migration)
                 raise
             topology = self.topology
             await self._commit(
@@ -247,15 +302,24 @@ class Orchestrator:
             )
             await self._step("after-switch")
         await self._drain()
+        if recopy or self._dual_write_failures:
+            # The new node may have missed a write made while it was joining (or, after
+            # a restart, nobody knows): copy again from the donors, which hold it all.
+            await self._transfer(migration)
         await self._step("before-drop")
         for donor, sectors in migration.plan.by_donor().items():
-            await self.client(donor).drop_sectors(sectors)
+            await (await self.verified_client(donor)).drop_sectors(sectors)
         await self._commit(self.topology.evolve(migration=None))
 
     async def _copy(self, migration: Migration) -> None:
         await self._drain()
         await self._rehome(migration)
         await self._step("before-export")
+        await self._transfer(migration)
+
+    async def _transfer(self, migration: Migration) -> None:
+        """Stream every donor's moving sectors to the new node (idempotent: parts are
+        immutable, so copying again replaces files with the same bytes)."""
         recipient = self.client(migration.new_node)
         for donor, sectors in migration.plan.by_donor().items():
             archive = await self.client(donor).export_sectors(sectors)

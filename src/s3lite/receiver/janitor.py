@@ -24,8 +24,8 @@ from collections.abc import Callable, Collection
 
 import attrs
 
-from ..errors import S3liteError
 from ..orchestrator import Orchestrator, parse_part_name
+from ..transport.base import NodeClient
 from .cleanup import discard_upload
 from .manifest_store import ManifestStore
 
@@ -59,10 +59,13 @@ class Janitor:
         self._clock = clock
 
     async def run_once(self, *, pending_before: float | None = None) -> JanitorReport:
-        """One pass of both sweeps. ``pending_before`` overrides the TTL cut-off (at
-        start-up every pending upload is stale: no writer survived the restart)."""
+        """One pass: finish an interrupted join if one is pending, then both sweeps.
+        ``pending_before`` overrides the TTL cut-off (at start-up every pending upload is
+        stale: no writer survived the restart). Problems are logged, never raised: a
+        node that is down or a file that cannot be read waits for the next pass."""
         if pending_before is None:
             pending_before = self._clock() - self.pending_ttl
+        await self.orchestrator.resume()
         uploads = await self.remove_stale_uploads(pending_before)
         orphans = await self.remove_orphans()
         return JanitorReport(uploads, orphans)
@@ -72,11 +75,11 @@ class Janitor:
         for upload_id in await self.manifests.stale_uploads(pending_before):
             if upload_id in self.in_flight:
                 continue
-            if not await self.manifests.claim_stale(upload_id, pending_before):
-                continue  # committed (or otherwise moved on) since it was listed
             try:
+                if not await self.manifests.claim_stale(upload_id, pending_before):
+                    continue  # committed (or otherwise moved on) since it was listed
                 await discard_upload(self.orchestrator, self.manifests, upload_id)
-            except S3liteError as exc:
+            except Exception as exc:
                 log.warning("janitor could not remove upload %s yet: %s", upload_id, exc)
                 continue
             removed += 1
@@ -87,23 +90,29 @@ class Janitor:
         async with self.orchestrator.no_migration():
             ring = self.orchestrator.ring
             for node_id in self.orchestrator.topology.node_ids:
-                client = self.orchestrator.client(node_id)
                 try:
+                    client = await self.orchestrator.verified_client(node_id)
                     sectors = sorted(await client.usage())
-                    for sector in sectors:
-                        names = [stat.name for stat in await client.list_parts(sector)]
-                        keys = {name: parse_part_name(name) for name in names}
-                        recorded = await self.manifests.recorded_sectors(
-                            [key for key in keys.values() if key is not None]
-                        )
-                        owned = ring.owner(sector) == node_id
-                        orphans = [
-                            name
-                            for name, key in keys.items()
-                            if not owned or key is None or recorded.get(key) != sector
-                        ]
-                        if orphans:
-                            removed += await client.delete_parts(sector, orphans)
-                except S3liteError as exc:
+                except Exception as exc:
                     log.warning("janitor skipped node %s: %s", node_id, exc)
+                    continue
+                for sector in sectors:
+                    try:
+                        removed += await self._sweep(client, node_id, sector, ring.owner(sector))
+                    except Exception as exc:
+                        log.warning("janitor skipped sector %d of %s: %s", sector, node_id, exc)
         return removed
+
+    async def _sweep(self, client: NodeClient, node_id: str, sector: int, owner: str) -> int:
+        """Delete the part files of one sector of one node that no row places there."""
+        names = [stat.name for stat in await client.list_parts(sector)]
+        keys = {name: parse_part_name(name) for name in names}
+        recorded = await self.manifests.recorded_sectors(
+            [key for key in keys.values() if key is not None]
+        )
+        orphans = [
+            name
+            for name, key in keys.items()
+            if owner != node_id or key is None or recorded.get(key) != sector
+        ]
+        return await client.delete_parts(sector, orphans) if orphans else 0

@@ -22,7 +22,7 @@ import attrs
 import xxhash
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ..errors import BodyLengthMismatch, DataLoss
+from ..errors import BodyLengthMismatch, DataLoss, S3liteError
 from ..orchestrator import Orchestrator, RoutingView, part_name
 from ..streams import single_error
 from .manifest import PartRecord, Segment
@@ -122,9 +122,13 @@ class SegmentWriter:
         sector = self.sectors[index]
         name = part_name(self.upload_id, self.number, index)
         senders = []
-        for node_id in self.view.write_owners(sector):
+        owner, *recipients = self.view.write_owners(sector)
+        send, receive = anyio.create_memory_object_stream[bytes](PART_QUEUE)
+        group.start_soon(self._put, owner, sector, name, index, receive)
+        senders.append(send)
+        for recipient in recipients:
             send, receive = anyio.create_memory_object_stream[bytes](PART_QUEUE)
-            group.start_soon(self._put, node_id, sector, name, index, receive)
+            group.start_soon(self._put_copy, recipient, sector, name, receive)
             senders.append(send)
         return senders
 
@@ -136,11 +140,25 @@ class SegmentWriter:
         index: int,
         receive: MemoryObjectReceiveStream[bytes],
     ) -> None:
+        """Write the part to the node that serves it: the upload depends on it."""
         with receive:
             stat = await self.orchestrator.client(node_id).put_part(sector, name, receive)
-        previous = self._stored.setdefault(index, stat.length)
-        if previous != stat.length:
-            raise DataLoss(f"part {name}: nodes disagree on its length ({previous}, {stat.length})")
+        self._stored[index] = stat.length
+
+    async def _put_copy(
+        self, node_id: str, sector: int, name: str, receive: MemoryObjectReceiveStream[bytes]
+    ) -> None:
+        """Write the part to a node joining with its sector. Best effort: the donor's
+        copy is the one that counts until the switch, so a failure here only tells the
+        orchestrator to copy the sector again; the rest of the part is drained so the
+        upload never waits on a channel nobody reads."""
+        with receive:
+            try:
+                await self.orchestrator.client(node_id).put_part(sector, name, receive)
+            except S3liteError as exc:
+                self.orchestrator.note_dual_write_failure(node_id, exc)
+                async for _ in receive:
+                    pass
 
     async def _deal(
         self,

@@ -18,6 +18,7 @@ event loop (the embedded default) without stalling it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -32,10 +33,19 @@ import anyio.to_thread
 
 from ..errors import CorruptArchive, InvalidName, InvalidRange, NodeUnavailable, PartNotFound
 from ..sectors import check_sector
-from ..transport.base import ByteStream, ImportResult, NodeHealth, PartStat, check_name
+from ..transport.base import (
+    NAME_PATTERN,
+    ByteStream,
+    ImportResult,
+    NodeHealth,
+    PartStat,
+    check_name,
+)
 from . import partfile
 from .partfile import HEADER_SIZE, PartWriter, sector_dir_name
 from .ziparchive import Member, read_members, write_archive
+
+log = logging.getLogger(__name__)
 
 WRITE_BATCH = 1 << 20
 """Incoming chunks are gathered up to this many bytes before one write in a worker
@@ -358,16 +368,25 @@ def _unlink_all(paths: list[Path], namespace: threading.Lock) -> tuple[int, int]
 
 
 def _list_sector(directory: Path, sector: int) -> list[PartStat]:
+    """The part files of a sector. Anything else found there (a stray file, a part
+    whose header is damaged) is logged and left out: it is not a part s3lite can
+    serve, and not one it should delete either."""
     stats = []
     try:
         entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
     except FileNotFoundError:
         return []
     for entry in entries:
+        if NAME_PATTERN.fullmatch(entry.name) is None or not entry.is_file():
+            log.warning("ignoring %s: not a part file", entry.path)
+            continue
         try:
             with open(entry.path, "rb") as handle:
                 length, crc = partfile.read_header(handle, Path(entry.path))
         except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("ignoring %s: %s", entry.path, exc)
             continue
         stats.append(PartStat(entry.name, sector, length, crc))
     return stats
