@@ -24,6 +24,7 @@ from .errors import (
     NoSuchBucket,
     NotEnoughNodes,
     NotFound,
+    NotImplementedYet,
     PartNotFound,
     S3liteError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "NodeUnavailable",
     "NotEnoughNodes",
     "NotFound",
+    "NotImplementedYet",
     "ObjectInfo",
     "ObjectList",
     "ObjectRead",

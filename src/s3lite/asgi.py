@@ -84,7 +84,7 @@ class Request:
         value = self.headers.get("content-length")
         if value is None:
             return None
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise BadRequest(f"Content-Length must be a number of bytes, got {value!r}")
         return int(value)
 

@@ -135,6 +135,12 @@ class CorruptArchive(S3liteError):
     http_status = 400
 
 
+class NotImplementedYet(S3liteError):
+    """A protocol feature s3lite does not support (yet)."""
+
+    http_status = 501
+
+
 class MethodNotAllowed(S3liteError):
     """An HTTP method the resource does not support."""
 

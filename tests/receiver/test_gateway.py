@@ -974,3 +974,43 @@ async def test_an_abandoned_download_stops_reading_the_nodes(
         with anyio.fail_after(20):
             await gateway.idle()
     assert pulled < size // 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status", "code"),
+    [
+        ("PUT", "/photos/k", {"content-encoding": "aws-chunked"}, 501, "NotImplemented"),
+        (
+            "PUT",
+            "/photos/k",
+            {"x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"},
+            501,
+            "NotImplemented",
+        ),
+        ("PUT", "/photos/k", {"x-amz-decoded-content-length": "\u00b2"}, 400, "InvalidArgument"),
+        ("GET", "/photos?max-keys=-1", {}, 400, "InvalidArgument"),
+        ("GET", "/photos?max-keys=%C2%B2", {}, 400, "InvalidArgument"),
+    ],
+    ids=[
+        "aws-chunked",
+        "streaming-signature",
+        "superscript-length",
+        "negative-max",
+        "superscript-max",
+    ],
+)
+async def test_unsupported_or_malformed_requests_are_refused_cleanly(
+    gateway: Gateway,
+    bucket: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    path = path.replace("/photos", f"/{bucket}")
+    data = chunks_of(b"x", 1) if method == "PUT" else None  # chunked: no Content-Length
+    got, _, body = await gateway.request(method, path, data=data, headers=headers)
+    assert got == status
+    assert error_of(body)["Code"] == code
+    assert await stored_parts(gateway.cluster) == set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
@@ -340,3 +341,41 @@ async def test_read_during_overwrite_returns_old_or_new_bytes(cluster: LocalClus
         group.start_soon(writer)
     assert results
     assert all(result in (old, new) for result in results)
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda r: r.put_object("k", "text, not bytes"), InvalidArgument),
+        (lambda r: r.put_object("k", b"x", size=True), InvalidArgument),
+        (lambda r: r.put_object("k", b"x", content_type="caf\u00e9"), InvalidArgument),
+        (lambda r: r.put_object("k", b"x", content_type=5), InvalidArgument),
+        (lambda r: r.put_object("k", b"x", metadata={"bad name": "v"}), InvalidArgument),
+        (lambda r: r.put_object("k", b"x", metadata={"ok": "caf\u00e9"}), InvalidArgument),
+        (lambda r: r.open_object("hundred", start="5"), InvalidArgument),
+        (lambda r: r.open_object("hundred", start=1.5), InvalidArgument),
+        (lambda r: r.open_object("hundred", end=True), InvalidArgument),
+        (lambda r: r.open_object("hundred", http_range=5), InvalidArgument),
+    ],
+    ids=[
+        "str-body",
+        "bool-size",
+        "non-ascii-type",
+        "int-type",
+        "bad-metadata-name",
+        "non-ascii-metadata",
+        "str-start",
+        "float-start",
+        "bool-end",
+        "int-range",
+    ],
+)
+async def test_bad_arguments_raise_typed_errors_and_change_nothing(
+    cluster: LocalCluster, call: Any, error: type[Exception]
+) -> None:
+    await cluster.receiver.put_object("hundred", os.urandom(100))
+    before = await stored_part_names(cluster)
+    with pytest.raises(error):
+        await call(cluster.receiver)
+    assert await stored_part_names(cluster) == before
+    assert [i.key for i in (await cluster.receiver.list_objects()).objects] == ["hundred"]

@@ -41,7 +41,6 @@ def key_sector(key: str, seed: int = DEFAULT_SEED) -> int:
 
 xxh3_64 = xxhash.xxh3_64_intdigest
 """xxh3-64 of bytes with a seed, as an int (bound once: lookups are a hot path)."""
-"""xxh3-64 of bytes with a seed, as an int (a module attribute: the lookup path is hot)."""
 
 
 def part_sector(

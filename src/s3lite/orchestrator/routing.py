@@ -1,12 +1,15 @@
 """Routing views and the epochs that let a migration wait for older requests.
 
-Every request (an upload, a read, a delete) takes a :class:`RoutingView` when it
-starts and uses it to the end, so all its routing decisions agree with each other.
-Each topology change publishes a new view with the next epoch; before a migration
-takes its next step it waits until no request still holds a view from an earlier
-epoch (:meth:`EpochGate.drain`). That is how a copy can be sure it sees every write
-that started before dual-writing began, and how a drop can be sure no request still
-reads the old copy. New requests are never blocked: draining waits only for old ones.
+Every request takes a :class:`RoutingView` when it starts, so all its routing
+decisions agree with each other, and holds it while it routes: an upload or a delete
+to its end, a read until its parts are open (an open part keeps streaming even if its
+file is then dropped: files are unlinked, not truncated). Each topology change
+publishes a new view with the next epoch; before a migration takes its next step it
+waits until no request still holds a view from an earlier epoch
+(:meth:`EpochGate.drain`). That is how a copy can be sure it sees every write that
+started before dual-writing began, and how a drop can be sure no request is still
+about to open the old copy. New requests are never blocked: draining waits only for
+old ones.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ from ..errors import (
     NoSuchBucket,
     NotEnoughNodes,
     NotFound,
+    NotImplementedYet,
     RequestTimeout,
     S3liteError,
 )
@@ -86,6 +87,7 @@ _S3_CODES: tuple[tuple[type[S3liteError], str], ...] = (
     (InvalidArgument, "InvalidArgument"),
     (JoinRefused, "InvalidRequest"),
     (MethodNotAllowed, "MethodNotAllowed"),
+    (NotImplementedYet, "NotImplemented"),
     (RequestTimeout, "RequestTimeout"),
     (NodeUnavailable, "ServiceUnavailable"),
     (NotEnoughNodes, "ServiceUnavailable"),
@@ -216,12 +218,7 @@ class GatewayApp(App):
         encoding = query.get("encoding-type")
         if encoding not in (None, "url"):
             raise InvalidArgument(f"encoding-type must be 'url', got {encoding!r}")
-        try:
-            max_keys = min(int(query.get("max-keys", MAX_KEYS)), MAX_KEYS)
-        except ValueError:
-            raise InvalidArgument(
-                f"max-keys must be an integer, got {query['max-keys']!r}"
-            ) from None
+        max_keys = _max_keys(query.get("max-keys", str(MAX_KEYS)))
         after = max(start_after, _decode_token(token)) if token else start_after
         base = f"{bucket}/"
         objects: list[ObjectInfo] = []
@@ -246,10 +243,17 @@ class GatewayApp(App):
         await send_bytes(send, 200, body, [("content-type", "application/xml")])
 
     async def _put(self, request: Request, send: Send, stored: str) -> None:
+        encoding = request.headers.get("content-encoding", "")
+        signed = request.headers.get("x-amz-content-sha256", "")
+        if "aws-chunked" in encoding or signed.startswith("STREAMING-"):
+            raise NotImplementedYet(
+                "aws-chunked (signed streaming) uploads are not supported yet; "
+                "send the body plainly, with Content-Length or chunked transfer encoding"
+            )
         declared = request.declared_length
         decoded = request.headers.get("x-amz-decoded-content-length")
         if declared is None and decoded is not None:
-            if not decoded.isdigit():
+            if not (decoded.isascii() and decoded.isdigit()):
                 raise InvalidArgument(f"x-amz-decoded-content-length {decoded!r} is not a size")
             declared = int(decoded)
         metadata = {
@@ -371,6 +375,12 @@ def _object_headers(info: ObjectInfo, length: int) -> list[tuple[str, str]]:
     ]
     headers += [(META_PREFIX + name, value) for name, value in info.metadata.items()]
     return headers
+
+
+def _max_keys(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidArgument(f"max-keys must be a non-negative integer, got {text!r}")
+    return min(int(text), MAX_KEYS)
 
 
 def _strip(info: ObjectInfo, prefix_length: int) -> ObjectInfo:

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 import attrs
 
-from ..orchestrator.catalog import PlacedPart
 from .striping import Layout
 
 
@@ -83,13 +82,6 @@ class Manifest:
         return ObjectInfo.of(
             self.key, self.size, self.etag, self.content_type, self.last_modified, self.metadata
         )
-
-    def placed_parts(self) -> list[PlacedPart]:
-        return [
-            PlacedPart(self.upload_id, segment.number, part.index, part.sector)
-            for segment in self.segments
-            for part in segment.parts
-        ]
 
 
 @attrs.frozen

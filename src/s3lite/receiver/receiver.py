@@ -11,6 +11,7 @@ parts already written, shielded from the cancellation, and forgets the upload.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -22,6 +23,7 @@ from ..errors import (
     BodyLengthMismatch,
     DataLoss,
     InvalidArgument,
+    InvalidRange,
     NotFound,
     PartNotFound,
     S3liteError,
@@ -42,9 +44,10 @@ log = logging.getLogger(__name__)
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_METADATA_BYTES = 2048
 MAX_LIST_LIMIT = 1000
-OPEN_ATTEMPTS = 3
-"""A read whose parts vanish because the key was overwritten (or a part re-homed)
-between reading the manifest and opening the parts starts over this many times."""
+OPEN_ATTEMPTS = 8
+"""A read whose parts vanish because the key was overwritten (or a part re-homed: a
+join can re-home up to five parts of one object) between reading the manifest and
+opening the parts starts over, at most this many times in all."""
 
 
 @attrs.frozen
@@ -106,8 +109,15 @@ class Receiver:
         """
         check_key(key)
         metadata = _check_metadata(metadata)
-        if size is not None and (not isinstance(size, int) or size < 0):
+        if content_type is not None and not _printable(content_type):
+            raise InvalidArgument(f"content type must be printable ASCII, got {content_type!r}")
+        if size is not None and (not _is_int(size) or size < 0):
             raise InvalidArgument(f"size must be a non-negative integer or None, got {size!r}")
+        in_memory = isinstance(body, bytes | bytearray | memoryview)
+        if not in_memory and not hasattr(body, "__aiter__"):
+            raise InvalidArgument(
+                f"body must be bytes or an async iterable of bytes, got {type(body).__name__}"
+            )
         if isinstance(body, bytes | bytearray | memoryview) and size not in (None, len(body)):
             raise BodyLengthMismatch(declared=size, received=len(body))
         upload_id = uuid.uuid4().hex
@@ -175,10 +185,20 @@ class Receiver:
         that is down) fails here; the returned chunks can still raise DataLoss or
         ChecksumMismatch mid-stream if a node returns damaged bytes.
         """
+        for bound in (start, end):
+            if bound is not None and not _is_int(bound):
+                raise InvalidArgument(f"start and end must be integers or None, got {bound!r}")
+        if http_range is not None and not isinstance(http_range, str):
+            raise InvalidArgument(f"http_range must be a Range header string, got {http_range!r}")
         attempt = 1
         while True:
             with self.orchestrator.lease() as view:
                 manifest = await self._manifest(key)
+                if len(manifest.segments) != 1:
+                    raise DataLoss(
+                        f"object {key!r} has {len(manifest.segments)} segments; this version "
+                        "reads objects of one segment only"
+                    )
                 if http_range is not None:
                     span = parse_http_range(http_range, manifest.size)
                 else:
@@ -242,7 +262,10 @@ async def _open_parts(
         part = segment.parts[index]
         name = part_name(manifest.upload_id, segment.number, index)
         client = orchestrator.client(view.read_owner(part.sector))
-        stream = await client.get_part(part.sector, name, *span)
+        try:
+            stream = await client.get_part(part.sector, name, *span)
+        except InvalidRange as exc:
+            raise DataLoss(f"part {name} is shorter than its manifest says: {exc}") from exc
         whole = span == (0, part.length - 1)
         readers[index] = PartReader(name, stream, part.checksum if whole else None)
 
@@ -261,11 +284,28 @@ async def _open_parts(
     return readers
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _printable(value: object) -> bool:
+    """Printable ASCII: what an HTTP header value can carry as it is."""
+    return isinstance(value, str) and all(" " <= char <= "~" for char in value)
+
+
 def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """User metadata travels as ``x-amz-meta-<name>: <value>`` headers, so names must be
+    HTTP tokens and values printable ASCII (as S3 requires)."""
     if metadata is None:
         return {}
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        raise InvalidArgument("metadata keys and values must be strings")
+    for name, value in metadata.items():
+        if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+            raise InvalidArgument(f"metadata names must be HTTP tokens, got {name!r}")
+        if not _printable(value):
+            raise InvalidArgument(f"metadata values must be printable ASCII, got {value!r}")
     size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
     if size > MAX_METADATA_BYTES:
         raise InvalidArgument(

@@ -31,7 +31,14 @@ from typing import BinaryIO
 import anyio
 import anyio.to_thread
 
-from ..errors import CorruptArchive, InvalidName, InvalidRange, NodeUnavailable, PartNotFound
+from ..errors import (
+    CorruptArchive,
+    DataLoss,
+    InvalidName,
+    InvalidRange,
+    NodeUnavailable,
+    PartNotFound,
+)
 from ..sectors import check_sector
 from ..transport.base import (
     NAME_PATTERN,
@@ -306,7 +313,7 @@ class _FileStream:
         chunk = await anyio.to_thread.run_sync(self._handle.read, size)
         if not chunk:
             await self.aclose()
-            raise OSError(f"part file {self._handle.name} ended {self._remaining} bytes early")
+            raise DataLoss(f"part file {self._handle.name} ended {self._remaining} bytes early")
         self._remaining -= len(chunk)
         return chunk
 
@@ -337,7 +344,9 @@ def _prepare(data_dir: Path, node_id: str | None) -> tuple[str, dict[int, int]]:
     else:
         node_id = node_id or f"node-{secrets.token_hex(4)}"
         check_name(node_id)
-        identity.write_text(json.dumps({"node_id": node_id}))
+        temp = identity.with_name(f".{NODE_FILE}.tmp")
+        temp.write_text(json.dumps({"node_id": node_id}))
+        os.replace(temp, identity)  # a node never finds half an identity
     _remove_tree(data_dir / "tmp")
     (data_dir / "tmp").mkdir()
     usage: dict[int, int] = {}
@@ -385,7 +394,7 @@ def _list_sector(directory: Path, sector: int) -> list[PartStat]:
                 length, crc = partfile.read_header(handle, Path(entry.path))
         except FileNotFoundError:
             continue
-        except OSError as exc:
+        except (OSError, DataLoss) as exc:
             log.warning("ignoring %s: %s", entry.path, exc)
             continue
         stats.append(PartStat(entry.name, sector, length, crc))

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import DiskFull, PartNotFound
+from ..errors import DataLoss, DiskFull, PartNotFound
 
 MAGIC = b"S3LPART1"
 HEADER = struct.Struct("<8sQI12x")
@@ -42,13 +42,14 @@ def sector_dir_name(sector: int) -> str:
 
 
 def read_header(handle: BinaryIO, path: Path) -> tuple[int, int]:
-    """(payload length, crc32) of an open part file positioned at 0."""
+    """(payload length, crc32) of an open part file positioned at 0; DataLoss if the
+    file is not a whole part."""
     raw = handle.read(HEADER_SIZE)
     if len(raw) != HEADER_SIZE:
-        raise OSError(errno.EIO, f"part file {path} is shorter than its header")
+        raise DataLoss(f"part file {path} is shorter than its header")
     magic, length, crc = HEADER.unpack(raw)
     if magic != MAGIC:
-        raise OSError(errno.EIO, f"part file {path} has a bad magic {magic!r}")
+        raise DataLoss(f"part file {path} has a bad magic {magic!r}")
     return length, crc
 
 

@@ -21,6 +21,7 @@ _PLAIN: Mapping[str, type[S3liteError]] = {
         errors.DiskFull,
         errors.CorruptArchive,
         errors.InvalidArgument,
+        errors.DataLoss,
     )
 }
 
