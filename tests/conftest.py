@@ -1,12 +1,22 @@
 """Shared fixtures. Async tests run on asyncio through the anyio plugin; the modules
-that must also prove trio compatibility parametrize ``anyio_backend`` themselves."""
+that must also prove trio compatibility parametrize ``anyio_backend`` themselves.
+
+Under CI (``CI`` set) Hypothesis runs derandomized, so a red build is reproducible
+and never a roll of the dice; locally it explores new examples on every run.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 from s3lite import LocalCluster
 
