@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from s3lite import LocalCluster
+
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-
-from s3lite import LocalCluster
 
 
 @pytest.fixture
