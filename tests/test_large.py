@@ -32,7 +32,7 @@ import psutil
 import pytest
 import yarl
 
-from tests.test_service import NODES, Service
+from tests.test_service import NODES, Service, running_service
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -65,14 +65,7 @@ def _only_when_asked(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            group = await stack.enter_async_context(anyio.create_task_group())
-            stack.callback(group.cancel_scope.cancel)
-            cluster = Service(tmp_path, group)
-            async with anyio.create_task_group() as starting:
-                for index in range(NODES):
-                    starting.start_soon(cluster.start_node, index)
-            await cluster.start_gateway()
+        async with running_service(tmp_path) as cluster:
             yield cluster
     finally:
         await anyio.to_thread.run_sync(_remove_node_dirs, tmp_path)

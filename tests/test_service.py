@@ -114,16 +114,23 @@ class Service:
         return yarl.URL(self.gw.url + path, encoded=True)
 
 
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
+@contextlib.asynccontextmanager
+async def running_service(root: Path) -> AsyncIterator[Service]:
+    """Six node processes and a gateway process under ``root``, stopped at the end."""
     async with contextlib.AsyncExitStack() as stack:
         group = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(group.cancel_scope.cancel)  # runs first: stops every process
-        cluster = Service(tmp_path, group)
+        cluster = Service(root, group)
         async with anyio.create_task_group() as starting:
             for index in range(NODES):
                 starting.start_soon(cluster.start_node, index)
         await cluster.start_gateway()
+        yield cluster
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    async with running_service(tmp_path) as cluster:
         yield cluster
 
 
