@@ -1014,3 +1014,11 @@ async def test_unsupported_or_malformed_requests_are_refused_cleanly(
     assert got == status
     assert error_of(body)["Code"] == code
     assert await stored_parts(gateway.cluster) == set()
+
+
+async def test_a_continuation_token_this_server_did_not_make_is_refused(
+    gateway: Gateway, bucket: str
+) -> None:
+    status, _, body = await gateway.request("GET", f"/{bucket}?continuation-token=%25%25%25")
+    assert status == 400
+    assert error_of(body)["Code"] == "InvalidArgument"
