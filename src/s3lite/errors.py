@@ -151,3 +151,113 @@ class InvalidName(S3liteError):
     """A part name or sector number that a storage node refuses to turn into a path."""
 
     http_status = 400
+
+
+# -- the S3 protocol: conditions, multipart, digests ---------------------------------------
+
+
+class PreconditionFailed(S3liteError):
+    """A conditional request (If-Match, If-None-Match: *, If-Unmodified-Since, a copy
+    source condition) whose condition does not hold; nothing was changed."""
+
+    http_status = 412
+
+
+class NotModified(S3liteError):
+    """A conditional read (If-None-Match, If-Modified-Since) of an unchanged object."""
+
+    http_status = 304
+
+
+class NoSuchUpload(NotFound):
+    """A multipart upload id that is unknown, aborted or completed into another key."""
+
+
+class InvalidPart(S3liteError):
+    """A CompleteMultipartUpload naming a part that was not uploaded, or with a wrong ETag."""
+
+    http_status = 400
+
+
+class InvalidPartOrder(S3liteError):
+    """A CompleteMultipartUpload whose part numbers are not in ascending order."""
+
+    http_status = 400
+
+
+class EntityTooSmall(S3liteError):
+    """A multipart part other than the last is under the 5 MiB minimum."""
+
+    http_status = 400
+
+
+class EntityTooLarge(S3liteError):
+    """A body larger than the operation allows (5 GiB for a single PUT or part)."""
+
+    http_status = 400
+
+
+class MalformedXML(S3liteError):
+    """A request body that is not the XML document the operation expects."""
+
+    http_status = 400
+
+
+class InvalidDigest(S3liteError):
+    """A Content-MD5 or x-amz-checksum-* value that is not well formed."""
+
+    http_status = 400
+
+
+class BadDigest(S3liteError):
+    """The body does not match the Content-MD5 or x-amz-checksum-* the client sent;
+    nothing was stored."""
+
+    http_status = 400
+
+
+# -- authentication and access -----------------------------------------------------------
+
+
+class AccessDenied(S3liteError):
+    """The request carries no credentials, an expired presigned URL, or a key that may
+    not do this to this bucket."""
+
+    http_status = 403
+
+
+class InvalidAccessKeyId(S3liteError):
+    """The access key id is not one this gateway knows."""
+
+    http_status = 403
+
+
+class SignatureDoesNotMatch(S3liteError):
+    """The request's SigV4 signature (or one of its chunk signatures) is wrong."""
+
+    http_status = 403
+
+
+class RequestTimeTooSkewed(S3liteError):
+    """The request's date is more than 15 minutes from the gateway's clock."""
+
+    http_status = 403
+
+
+class AuthorizationHeaderMalformed(S3liteError):
+    """An Authorization header or presigned query that cannot be parsed as SigV4."""
+
+    http_status = 400
+
+
+class XAmzContentSHA256Mismatch(S3liteError):
+    """The body's SHA-256 differs from the x-amz-content-sha256 the request signed;
+    nothing was stored."""
+
+    http_status = 400
+
+
+class BucketAlreadyExists(S3liteError):
+    """The bucket name is taken by another key."""
+
+    http_status = 409
