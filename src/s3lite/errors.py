@@ -261,3 +261,20 @@ class BucketAlreadyExists(S3liteError):
     """The bucket name is taken by another key."""
 
     http_status = 409
+
+
+class InvalidPartNumber(S3liteError):
+    """GET/HEAD ?partNumber=N of an object that has fewer than N parts (416)."""
+
+    http_status = 416
+
+
+class InvalidRequest(S3liteError):
+    """A request S3 refuses as a whole, e.g. copying an object onto itself without
+    changing anything about it."""
+
+    http_status = 400
+
+
+class InvalidStorageClass(InvalidArgument):
+    """A storage class other than STANDARD or REDUCED_REDUNDANCY."""

@@ -23,18 +23,18 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteManifestStore]:
     await opened.close()
 
 
-def segment(sectors: list[int], size: int = 60) -> Segment:
+def segment(sectors: list[int], upload: str, size: int = 60) -> Segment:
     parts = tuple(PartRecord(i, s, size // 6, 1000 + i) for i, s in enumerate(sectors))
-    return Segment(0, size, 10, parts)
+    return Segment(0, size, 10, parts, upload_id=upload, md5="e" * 32)
 
 
 def info(key: str, size: int = 60, modified: float = 100.0) -> ObjectInfo:
     return ObjectInfo.of(key, size, "e" * 32, "text/plain", modified, {"m": "v"})
 
 
-async def put(store: SqliteManifestStore, key: str, upload: str, sectors: list[int]) -> str | None:
+async def put(store: SqliteManifestStore, key: str, upload: str, sectors: list[int]) -> list[str]:
     await store.begin_upload(upload, key, sectors, created=1.0)
-    return await store.commit_upload(upload, [segment(sectors)], info(key))
+    return await store.commit_upload(upload, [segment(sectors, upload)], info(key))
 
 
 async def test_pending_upload_is_invisible_until_committed(store: SqliteManifestStore) -> None:
@@ -43,11 +43,11 @@ async def test_pending_upload_is_invisible_until_committed(store: SqliteManifest
     assert [p.sector for p in await store.upload_parts("u1")] == [1, 2, 3, 4, 5, 6]
     assert await store.stale_uploads(pending_before=5.0) == []
     assert await store.stale_uploads(pending_before=5.1) == ["u1"]
-    assert await store.commit_upload("u1", [segment([1, 2, 3, 4, 5, 6])], info("k")) is None
+    assert await store.commit_upload("u1", [segment([1, 2, 3, 4, 5, 6], "u1")], info("k")) == []
     manifest = await store.get("k")
     assert manifest is not None
     assert (manifest.upload_id, manifest.size, manifest.etag) == ("u1", 60, "e" * 32)
-    assert manifest.segments == (segment([1, 2, 3, 4, 5, 6]),)
+    assert manifest.segments == (segment([1, 2, 3, 4, 5, 6], "u1"),)
     assert manifest.info == info("k")
     assert await store.stale_uploads(pending_before=1e12) == []
 
@@ -56,7 +56,7 @@ async def test_overwrite_returns_the_replaced_upload_marked_deleting(
     store: SqliteManifestStore,
 ) -> None:
     await put(store, "k", "old", [1, 2, 3, 4, 5, 6])
-    assert await put(store, "k", "new", [7, 8, 9, 10, 11, 12]) == "old"
+    assert await put(store, "k", "new", [7, 8, 9, 10, 11, 12]) == ["old"]
     manifest = await store.get("k")
     assert manifest is not None
     assert manifest.upload_id == "new"
@@ -67,16 +67,16 @@ async def test_overwrite_returns_the_replaced_upload_marked_deleting(
 
 async def test_delete_unlinks_key_and_marks_upload(store: SqliteManifestStore) -> None:
     await put(store, "k", "u", [1, 2, 3, 4, 5, 6])
-    assert await store.delete("k") == "u"
+    assert await store.delete("k") == ["u"]
     assert await store.get("k") is None
-    assert await store.delete("k") is None
+    assert await store.delete("k") == []
     assert await store.stale_uploads(pending_before=0) == ["u"]
 
 
 async def test_committing_twice_is_refused(store: SqliteManifestStore) -> None:
     await put(store, "k", "u", [1, 2, 3, 4, 5, 6])
     with pytest.raises(RuntimeError, match="not pending"):
-        await store.commit_upload("u", [segment([1, 2, 3, 4, 5, 6])], info("k"))
+        await store.commit_upload("u", [segment([1, 2, 3, 4, 5, 6], "u")], info("k"))
 
 
 async def test_catalog_finds_and_moves_parts(store: SqliteManifestStore) -> None:
@@ -113,11 +113,12 @@ async def test_listing_pages_through_sorted_prefix_matches(
         pages: list[str] = []
         after = ""
         while True:
-            page = await store.list_objects(prefix, after, limit)
-            pages += [item.key for item in page]
-            if len(page) < limit:
+            page = await store.list_objects(prefix, start_after=after, limit=limit, delimiter="")
+            pages += [item.key for item in page.objects]
+            if not page.is_truncated:
                 break
-            after = page[-1].key
+            assert page.next_start_after is not None
+            after = page.next_start_after
         expected = sorted((k for k in keys if k.startswith(prefix)), key=str.encode)
         assert pages == expected
     finally:
@@ -144,7 +145,7 @@ async def test_only_a_still_stale_upload_can_be_claimed(store: SqliteManifestSto
     await store.begin_upload("old", "k", [1, 2, 3, 4, 5, 6], created=1.0)
     await store.begin_upload("new", "k2", [1, 2, 3, 4, 5, 6], created=50.0)
     assert not await store.claim_stale("new", pending_before=10.0)  # not stale
-    assert await store.commit_upload("old", [segment([1, 2, 3, 4, 5, 6])], info("k")) is None
+    assert await store.commit_upload("old", [segment([1, 2, 3, 4, 5, 6], "old")], info("k")) == []
     assert not await store.claim_stale("old", pending_before=10.0)  # committed meanwhile
-    assert await store.claim_stale("new", pending_before=100.0)
+    assert await store.claim_stale("new", pending_before=100.0) == ["new"]
     assert await store.stale_uploads(pending_before=0) == ["new"]  # now marked deleting

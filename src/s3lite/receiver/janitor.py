@@ -32,6 +32,10 @@ from .manifest_store import ManifestStore
 log = logging.getLogger(__name__)
 
 DEFAULT_PENDING_TTL = 3600.0
+DEFAULT_MULTIPART_TTL = 24 * 3600.0
+"""Multipart uploads neither completed nor aborted this long after their creation are
+aborted (their parts deleted). Unlike pending uploads they survive restarts: a client
+may resume a multipart upload after the gateway restarts."""
 
 
 @attrs.frozen
@@ -47,38 +51,54 @@ class Janitor:
         manifests: ManifestStore,
         *,
         pending_ttl: float = DEFAULT_PENDING_TTL,
+        multipart_ttl: float = DEFAULT_MULTIPART_TTL,
         in_flight: Collection[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``in_flight``: the receiver's set of uploads still being written; they are
-        never swept, however old (a slow 10 GiB upload can outlive the TTL)."""
+        """``in_flight``: the receiver's uploads being written or read (and open
+        multipart uploads with a part being written or a completion under way); they
+        are never swept, however old (a slow 10 GiB upload can outlive the TTL)."""
         self.orchestrator = orchestrator
         self.manifests = manifests
         self.in_flight = in_flight
         self.pending_ttl = pending_ttl
+        self.multipart_ttl = multipart_ttl
         self._clock = clock
 
-    async def run_once(self, *, pending_before: float | None = None) -> JanitorReport:
+    async def run_once(
+        self, *, pending_before: float | None = None, multipart_before: float | None = None
+    ) -> JanitorReport:
         """One pass: finish an interrupted join if one is pending, then both sweeps.
-        ``pending_before`` overrides the TTL cut-off (at start-up every pending upload is
-        stale: no writer survived the restart). Problems are logged, never raised: a
-        node that is down or a file that cannot be read waits for the next pass."""
+        ``pending_before`` and ``multipart_before`` override the TTL cut-offs (at
+        start-up every pending upload is stale: no writer survived the restart).
+        Problems are logged, never raised: a node that is down or a file that cannot
+        be read waits for the next pass."""
+        now = self._clock()
         if pending_before is None:
-            pending_before = self._clock() - self.pending_ttl
+            pending_before = now - self.pending_ttl
+        if multipart_before is None:
+            multipart_before = now - self.multipart_ttl
         await self.orchestrator.resume()
-        uploads = await self.remove_stale_uploads(pending_before)
+        uploads = await self.remove_stale_uploads(pending_before, multipart_before)
         orphans = await self.remove_orphans()
         return JanitorReport(uploads, orphans)
 
-    async def remove_stale_uploads(self, pending_before: float) -> int:
+    async def remove_stale_uploads(
+        self, pending_before: float, multipart_before: float = float("-inf")
+    ) -> int:
         removed = 0
-        for upload_id in await self.manifests.stale_uploads(pending_before):
+        for upload_id in await self.manifests.stale_uploads(pending_before, multipart_before):
             if upload_id in self.in_flight:
                 continue
             try:
-                if not await self.manifests.claim_stale(upload_id, pending_before):
+                claimed = await self.manifests.claim_stale(
+                    upload_id, pending_before, multipart_before
+                )
+                if not claimed:
                     continue  # committed (or otherwise moved on) since it was listed
-                await discard_upload(self.orchestrator, self.manifests, upload_id)
+                for doomed in claimed:
+                    if doomed not in self.in_flight:  # else a later pass, or its reader
+                        await discard_upload(self.orchestrator, self.manifests, doomed)
             except Exception as exc:
                 log.warning("janitor could not remove upload %s yet: %s", upload_id, exc)
                 continue

@@ -3,35 +3,53 @@
 An upload is recorded as ``pending`` *before* any of its parts is written, with the
 sector of each part, so that whatever happens next (a disconnect, a crash) the parts
 can be found and removed. Committing an upload is one transaction that fills in the
-part lengths and checksums, points the key at it, and marks the upload the key used
-to point at as ``deleting``; deleting a key marks its upload ``deleting`` too. Rows
-are forgotten only after their parts are gone, so a part file on a node always has a
-row until it is deleted (the janitor relies on that).
+part lengths and checksums, checks the write's conditions (the bucket still exists,
+If-Match / If-None-Match), points the key at it, and marks the upload the key used
+to point at as ``deleting`` (with the part uploads of a multipart object); deleting a
+key marks its uploads ``deleting`` too. Rows are forgotten only after their parts are
+gone, so a part file on a node always has a row until it is deleted (the janitor
+relies on that).
 
 SQLite runs in WAL mode with ``synchronous=FULL``: a commit that returned survives a
 power cut (``durable=False`` relaxes that to surviving a crash of the process). All
-calls go through one connection in a worker thread, one at a time.
+calls go through one connection in a worker thread, one at a time, so transactions
+never interleave. The schema and its migrations are in ``schema.py``; multipart
+sessions' transactions in ``multipart_store.py``.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
 
 from ..orchestrator.catalog import PlacedPart
+from . import multipart_store, sqlrows
+from .completion import Completion, StoredPart
+from .conditions import WriteCondition
 from .keys import prefix_upper_bound
-from .manifest import Manifest, ObjectInfo, PartRecord, Segment
-
-T = TypeVar("T")
+from .listing import Position, list_page
+from .manifest import (
+    Manifest,
+    MultipartUpload,
+    ObjectInfo,
+    ObjectList,
+    PartInfo,
+    Segment,
+    UploadList,
+)
+from .schema import connect
 
 PartKey = tuple[str, int, int]
 """(upload id, segment, part index)"""
+
+Plan = Callable[[MultipartUpload, dict[int, StoredPart]], Completion]
+"""Validates a CompleteMultipartUpload against the stored parts, inside its transaction."""
 
 
 class ManifestStore(Protocol):
@@ -44,21 +62,87 @@ class ManifestStore(Protocol):
         ...
 
     async def commit_upload(
-        self, upload_id: str, segments: Sequence[Segment], info: ObjectInfo
-    ) -> str | None:
-        """Point the key at this upload, described by ``info``; returns the upload it
-        replaced, now ``deleting``."""
+        self,
+        upload_id: str,
+        segments: Sequence[Segment],
+        info: ObjectInfo,
+        *,
+        condition: WriteCondition | None = None,
+        bucket: str | None = None,
+    ) -> list[str]:
+        """Point the key at this upload, described by ``info``, if ``bucket`` exists and
+        ``condition`` holds (else NoSuchBucket, PreconditionFailed or NotFound, and
+        nothing changes); returns the uploads it replaced, now ``deleting``."""
         ...
 
     async def get(self, key: str) -> Manifest | None: ...
 
-    async def delete(self, key: str) -> str | None:
-        """Unlink ``key``; returns its upload (now ``deleting``), None if there was none."""
+    async def current_upload(self, key: str) -> str | None:
+        """The upload ``key`` means now (None if there is no object)."""
         ...
 
-    async def list_objects(self, prefix: str, start_after: str, limit: int) -> list[ObjectInfo]:
-        """Up to ``limit`` committed objects with ``prefix``, keys > ``start_after``, sorted."""
+    async def segment(self, upload_id: str, number: int) -> Segment | None:
+        """A stored segment as recorded now (a join may have re-homed its parts)."""
         ...
+
+    async def delete(self, key: str) -> list[str]:
+        """Unlink ``key``; returns its uploads (now ``deleting``), empty if none."""
+        ...
+
+    async def list_objects(
+        self, prefix: str, *, start_after: str, limit: int, delimiter: str
+    ) -> ObjectList:
+        """One page of committed objects under ``prefix`` after ``start_after``, with
+        keys rolled up at ``delimiter`` (see listing.py)."""
+        ...
+
+    async def create_multipart(self, upload: MultipartUpload, bucket: str | None) -> None:
+        """Record an open multipart upload (NoSuchBucket if ``bucket`` is gone)."""
+        ...
+
+    async def open_multipart(self, upload_id: str) -> MultipartUpload | None:
+        """The multipart upload if it is open (created, neither completed nor aborted)."""
+        ...
+
+    async def store_part(
+        self, segment: Segment, upload_id: str, part_number: int, modified: float
+    ) -> list[str]:
+        """Record ``segment`` (written by its pending upload) as part ``part_number`` of
+        the open multipart ``upload_id``; returns the earlier attempt(s) it replaced,
+        now ``deleting``. NoSuchUpload if the upload is no longer open."""
+        ...
+
+    async def complete_multipart(
+        self,
+        upload_id: str,
+        key: str,
+        plan: Plan,
+        *,
+        modified: float,
+        condition: WriteCondition | None = None,
+        bucket: str | None = None,
+    ) -> tuple[ObjectInfo, list[str]]:
+        """Commit an open multipart upload as ``plan`` decides, or return the result of
+        an earlier completion of it; returns the object and the uploads to delete."""
+        ...
+
+    async def abort_multipart(self, upload_id: str, key: str) -> list[str]:
+        """Close an open upload; returns it and its stored parts, now ``deleting``."""
+        ...
+
+    async def list_parts(self, upload_id: str, marker: int, limit: int) -> list[PartInfo]:
+        """Up to ``limit`` stored parts numbered above ``marker``, by number."""
+        ...
+
+    async def list_uploads(
+        self,
+        prefix: str,
+        *,
+        delimiter: str,
+        key_marker: str,
+        upload_id_marker: str,
+        limit: int,
+    ) -> UploadList: ...
 
     async def upload_parts(self, upload_id: str) -> list[PlacedPart]:
         """Every part recorded for an upload, in any state."""
@@ -68,14 +152,20 @@ class ManifestStore(Protocol):
         """Remove an upload's rows (after its parts were deleted)."""
         ...
 
-    async def stale_uploads(self, pending_before: float) -> list[str]:
-        """Uploads to clean: pending ones created before ``pending_before``, and every
+    async def stale_uploads(
+        self, pending_before: float, multipart_before: float = float("-inf")
+    ) -> list[str]:
+        """Uploads to clean: pending ones created before ``pending_before``, multipart
+        uploads still open that were created before ``multipart_before``, and every
         ``deleting`` one."""
         ...
 
-    async def claim_stale(self, upload_id: str, pending_before: float) -> bool:
+    async def claim_stale(
+        self, upload_id: str, pending_before: float, multipart_before: float = float("-inf")
+    ) -> list[str]:
         """Mark a stale upload ``deleting`` unless it moved on since it was listed
-        (committed, or not stale any more); True if it is the caller's to delete."""
+        (committed, or not stale any more); returns what is the caller's to delete
+        (an open multipart upload brings its stored parts), empty if nothing."""
         ...
 
     async def recorded_sectors(self, parts: Collection[PartKey]) -> dict[PartKey, int]:
@@ -102,49 +192,6 @@ class ManifestStore(Protocol):
     async def close(self) -> None: ...
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS uploads (
-    upload_id    TEXT PRIMARY KEY,
-    key          TEXT NOT NULL,
-    state        TEXT NOT NULL CHECK (state IN ('pending', 'committed', 'deleting')),
-    created      REAL NOT NULL,
-    modified     REAL,
-    size         INTEGER,
-    etag         TEXT,
-    content_type TEXT,
-    metadata     TEXT
-);
-CREATE INDEX IF NOT EXISTS uploads_state ON uploads (state, created);
-CREATE TABLE IF NOT EXISTS segments (
-    upload_id   TEXT NOT NULL,
-    segment     INTEGER NOT NULL,
-    size        INTEGER NOT NULL,
-    stripe_unit INTEGER NOT NULL,
-    PRIMARY KEY (upload_id, segment)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS parts (
-    upload_id TEXT NOT NULL,
-    segment   INTEGER NOT NULL,
-    idx       INTEGER NOT NULL,
-    sector    INTEGER NOT NULL,
-    length    INTEGER,
-    checksum  TEXT,
-    PRIMARY KEY (upload_id, segment, idx)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS parts_sector ON parts (sector);
-CREATE TABLE IF NOT EXISTS objects (
-    key       TEXT PRIMARY KEY,
-    upload_id TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS buckets (
-    name    TEXT PRIMARY KEY,
-    created REAL NOT NULL
-) WITHOUT ROWID;
-"""
-
-_BATCH = 500
-
-
 class SqliteManifestStore:
     """:class:`ManifestStore` in one SQLite file."""
 
@@ -155,10 +202,11 @@ class SqliteManifestStore:
 
     @classmethod
     async def open(cls, path: Path | str, *, durable: bool = True) -> SqliteManifestStore:
-        """Open (creating) the store. ``durable=False`` skips fsync on commit: a crash
-        of the process loses nothing, a power cut may lose the last commits."""
+        """Open (creating, or migrating an older schema) the store. ``durable=False``
+        skips fsync on commit: a crash of the process loses nothing, a power cut may
+        lose the last commits."""
         store = cls(path)
-        store._db = await anyio.to_thread.run_sync(_connect, store.path, durable)
+        store._db = await anyio.to_thread.run_sync(connect, store.path, durable)
         return store
 
     async def close(self) -> None:
@@ -166,130 +214,200 @@ class SqliteManifestStore:
         if db is not None:
             await anyio.to_thread.run_sync(db.close, limiter=self._limiter)
 
-    async def _run(self, work: Any, *args: Any) -> Any:
+    async def _run(self, work: Callable[..., Any], *args: Any) -> Any:
         db = self._db
         if db is None:
             raise RuntimeError("the manifest store is closed")
         return await anyio.to_thread.run_sync(work, db, *args, limiter=self._limiter)
 
+    async def _transaction(self, work: Callable[..., Any], *args: Any) -> Any:
+        def run(db: sqlite3.Connection) -> Any:
+            with db:
+                return work(db, *args)
+
+        return await self._run(run)
+
+    # -- objects -----------------------------------------------------------------------
+
     async def begin_upload(
         self, upload_id: str, key: str, sectors: Sequence[int], created: float
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    "INSERT INTO uploads (upload_id, key, state, created) "
-                    "VALUES (?, ?, 'pending', ?)",
-                    (upload_id, key, created),
-                )
-                db.executemany(
-                    "INSERT INTO parts (upload_id, segment, idx, sector) VALUES (?, 0, ?, ?)",
-                    [(upload_id, index, sector) for index, sector in enumerate(sectors)],
-                )
+            db.execute(
+                "INSERT INTO uploads (upload_id, key, state, created) VALUES (?, ?, 'pending', ?)",
+                (upload_id, key, created),
+            )
+            db.executemany(
+                "INSERT INTO parts (upload_id, segment, idx, sector) VALUES (?, 0, ?, ?)",
+                [(upload_id, index, sector) for index, sector in enumerate(sectors)],
+            )
 
-        await self._run(work)
+        await self._transaction(work)
 
     async def commit_upload(
-        self, upload_id: str, segments: Sequence[Segment], info: ObjectInfo
-    ) -> str | None:
-        modified = info.last_modified.timestamp()
+        self,
+        upload_id: str,
+        segments: Sequence[Segment],
+        info: ObjectInfo,
+        *,
+        condition: WriteCondition | None = None,
+        bucket: str | None = None,
+    ) -> list[str]:
+        def work(db: sqlite3.Connection) -> list[str]:
+            row = sqlrows.state_of(db, upload_id)
+            if row is None or row[1] != "pending":
+                raise RuntimeError(f"upload {upload_id} is not pending: {row}")
+            for position, segment in enumerate(segments):
+                sqlrows.insert_segment(db, segment, upload_id, position)
+            write_info(db, upload_id, info)
+            return sqlrows.point(db, row[0], upload_id, condition, bucket)
 
-        def work(db: sqlite3.Connection) -> str | None:
-            with db:
-                row = db.execute(
-                    "SELECT key, state FROM uploads WHERE upload_id = ?", (upload_id,)
-                ).fetchone()
-                if row is None or row[1] != "pending":
-                    raise RuntimeError(f"upload {upload_id} is not pending: {row}")
-                key = row[0]
-                for segment in segments:
-                    db.execute(
-                        "INSERT INTO segments (upload_id, segment, size, stripe_unit) "
-                        "VALUES (?, ?, ?, ?)",
-                        (upload_id, segment.number, segment.size, segment.stripe_unit),
-                    )
-                    db.executemany(
-                        "UPDATE parts SET length = ?, checksum = ? "
-                        "WHERE upload_id = ? AND segment = ? AND idx = ?",
-                        [
-                            (p.length, f"{p.checksum:016x}", upload_id, segment.number, p.index)
-                            for p in segment.parts
-                        ],
-                    )
-                db.execute(
-                    "UPDATE uploads SET state = 'committed', modified = ?, size = ?, etag = ?, "
-                    "content_type = ?, metadata = ? WHERE upload_id = ?",
-                    (
-                        modified,
-                        info.size,
-                        info.etag,
-                        info.content_type,
-                        json.dumps(dict(info.metadata)),
-                        upload_id,
-                    ),
-                )
-                previous = db.execute(
-                    "SELECT upload_id FROM objects WHERE key = ?", (key,)
-                ).fetchone()
-                db.execute(
-                    "INSERT INTO objects (key, upload_id) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET upload_id = excluded.upload_id",
-                    (key, upload_id),
-                )
-                if previous is None:
-                    return None
-                db.execute(
-                    "UPDATE uploads SET state = 'deleting' WHERE upload_id = ?", (previous[0],)
-                )
-                return str(previous[0])
-
-        result: str | None = await self._run(work)
+        result: list[str] = await self._transaction(work)
         return result
 
     async def get(self, key: str) -> Manifest | None:
         def work(db: sqlite3.Connection) -> Manifest | None:
             row = db.execute(
-                f"SELECT {_MANIFEST_COLUMNS} FROM objects JOIN uploads USING (upload_id) "
+                f"SELECT {sqlrows.INFO_COLUMNS} FROM objects JOIN uploads USING (upload_id) "
                 "WHERE objects.key = ?",
                 (key,),
             ).fetchone()
-            return None if row is None else _manifest(db, row)
+            return None if row is None else sqlrows.manifest(db, row)
 
         result: Manifest | None = await self._run(work)
         return result
 
-    async def delete(self, key: str) -> str | None:
+    async def current_upload(self, key: str) -> str | None:
         def work(db: sqlite3.Connection) -> str | None:
-            with db:
-                row = db.execute("SELECT upload_id FROM objects WHERE key = ?", (key,)).fetchone()
-                if row is None:
-                    return None
-                db.execute("DELETE FROM objects WHERE key = ?", (key,))
-                db.execute("UPDATE uploads SET state = 'deleting' WHERE upload_id = ?", row)
-                return str(row[0])
+            row = db.execute("SELECT upload_id FROM objects WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
 
         result: str | None = await self._run(work)
         return result
 
-    async def list_objects(self, prefix: str, start_after: str, limit: int) -> list[ObjectInfo]:
-        lower = max(prefix, start_after)
+    async def segment(self, upload_id: str, number: int) -> Segment | None:
+        def work(db: sqlite3.Connection) -> Segment | None:
+            row = db.execute(
+                f"SELECT {sqlrows.SEGMENT_COLUMNS} FROM segments "
+                "WHERE upload_id = ? AND segment = ?",
+                (upload_id, number),
+            ).fetchone()
+            return None if row is None else sqlrows.load_segment(db, row)
+
+        result: Segment | None = await self._run(work)
+        return result
+
+    async def delete(self, key: str) -> list[str]:
+        def work(db: sqlite3.Connection) -> list[str]:
+            row = db.execute("SELECT upload_id FROM objects WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return []
+            db.execute("DELETE FROM objects WHERE key = ?", (key,))
+            return sqlrows.supersede(db, str(row[0]))
+
+        result: list[str] = await self._transaction(work)
+        return result
+
+    async def list_objects(
+        self, prefix: str, *, start_after: str, limit: int, delimiter: str
+    ) -> ObjectList:
         upper = prefix_upper_bound(prefix) if prefix else None
 
-        def work(db: sqlite3.Connection) -> list[ObjectInfo]:
-            query = (
-                f"SELECT {_MANIFEST_COLUMNS} FROM objects JOIN uploads USING (upload_id) "
-                "WHERE objects.key >= ? AND objects.key != ?"
-            )
-            args: list[Any] = [lower, start_after]
-            if upper is not None:
-                query += " AND objects.key < ?"
-                args.append(upper)
-            query += " ORDER BY objects.key LIMIT ?"
-            args.append(limit)
-            return [_info(row) for row in db.execute(query, args).fetchall()]
+        def work(db: sqlite3.Connection) -> ObjectList:
+            def fetch(bound: Position, inclusive: bool) -> Iterator[tuple[Position, ObjectInfo]]:
+                query = (
+                    f"SELECT {sqlrows.INFO_COLUMNS} FROM objects JOIN uploads USING (upload_id) "
+                    f"WHERE objects.key {'>=' if inclusive else '>'} ?"
+                )
+                args: list[Any] = [bound[0]]
+                if upper is not None:
+                    query += " AND objects.key < ?"
+                    args.append(upper)
+                for row in db.execute(query + " ORDER BY objects.key", args):
+                    yield (row[0],), sqlrows.info(row)
 
-        result: list[ObjectInfo] = await self._run(work)
+            page = list_page(
+                fetch, prefix=prefix, delimiter=delimiter, after=(start_after,), limit=limit
+            )
+            objects = tuple(row for _, row in page.entries if row is not None)
+            prefixes = tuple(name for name, row in page.entries if row is None)
+            return ObjectList(
+                objects, page.is_truncated, page.last if page.is_truncated else None, prefixes
+            )
+
+        result: ObjectList = await self._run(work)
         return result
+
+    # -- multipart uploads (transactions in multipart_store.py) ------------------------
+
+    async def create_multipart(self, upload: MultipartUpload, bucket: str | None) -> None:
+        await self._transaction(multipart_store.create, upload, bucket)
+
+    async def open_multipart(self, upload_id: str) -> MultipartUpload | None:
+        result: MultipartUpload | None = await self._run(multipart_store.open_upload, upload_id)
+        return result
+
+    async def store_part(
+        self, segment: Segment, upload_id: str, part_number: int, modified: float
+    ) -> list[str]:
+        result: list[str] = await self._transaction(
+            multipart_store.store_part, segment, upload_id, part_number, modified
+        )
+        return result
+
+    async def complete_multipart(
+        self,
+        upload_id: str,
+        key: str,
+        plan: Plan,
+        *,
+        modified: float,
+        condition: WriteCondition | None = None,
+        bucket: str | None = None,
+    ) -> tuple[ObjectInfo, list[str]]:
+        def work(db: sqlite3.Connection) -> tuple[ObjectInfo, list[str]]:
+            done = multipart_store.completed(db, upload_id, key)
+            if done is not None:
+                return done, []
+            upload = multipart_store.open_upload(db, upload_id, key)
+            completion = plan(upload, multipart_store.stored_parts(db, upload_id))
+            info = completion.info(upload, modified)
+            doomed = multipart_store.keep_only(db, upload_id, completion.chosen)
+            write_info(db, upload_id, info)
+            return info, doomed + sqlrows.point(db, key, upload_id, condition, bucket)
+
+        result: tuple[ObjectInfo, list[str]] = await self._transaction(work)
+        return result
+
+    async def abort_multipart(self, upload_id: str, key: str) -> list[str]:
+        def work(db: sqlite3.Connection) -> list[str]:
+            multipart_store.open_upload(db, upload_id, key)
+            return sqlrows.supersede(db, upload_id)
+
+        result: list[str] = await self._transaction(work)
+        return result
+
+    async def list_parts(self, upload_id: str, marker: int, limit: int) -> list[PartInfo]:
+        result: list[PartInfo] = await self._run(
+            multipart_store.list_parts, upload_id, marker, limit
+        )
+        return result
+
+    async def list_uploads(
+        self,
+        prefix: str,
+        *,
+        delimiter: str,
+        key_marker: str,
+        upload_id_marker: str,
+        limit: int,
+    ) -> UploadList:
+        result: UploadList = await self._run(
+            multipart_store.list_uploads, prefix, delimiter, key_marker, upload_id_marker, limit
+        )
+        return result
+
+    # -- clean-up ----------------------------------------------------------------------
 
     async def upload_parts(self, upload_id: str) -> list[PlacedPart]:
         def work(db: sqlite3.Connection) -> list[PlacedPart]:
@@ -305,46 +423,54 @@ class SqliteManifestStore:
 
     async def forget_upload(self, upload_id: str) -> None:
         def work(db: sqlite3.Connection) -> None:
-            with db:
-                for table in ("parts", "segments", "uploads"):
-                    db.execute(f"DELETE FROM {table} WHERE upload_id = ?", (upload_id,))
+            for table in ("parts", "segments", "uploads"):
+                db.execute(f"DELETE FROM {table} WHERE upload_id = ?", (upload_id,))
 
-        await self._run(work)
+        await self._transaction(work)
 
-    async def stale_uploads(self, pending_before: float) -> list[str]:
+    async def stale_uploads(
+        self, pending_before: float, multipart_before: float = float("-inf")
+    ) -> list[str]:
         def work(db: sqlite3.Connection) -> list[str]:
             rows = db.execute(
                 "SELECT upload_id FROM uploads WHERE state = 'deleting' "
-                "OR (state = 'pending' AND created < ?) ORDER BY created",
-                (pending_before,),
+                "OR (state = 'pending' AND created < ?) "
+                "OR (state = 'multipart' AND created < ?) ORDER BY created",
+                (pending_before, multipart_before),
             )
             return [str(row[0]) for row in rows]
 
         result: list[str] = await self._run(work)
         return result
 
-    async def claim_stale(self, upload_id: str, pending_before: float) -> bool:
-        def work(db: sqlite3.Connection) -> bool:
-            with db:
-                cursor = db.execute(
-                    "UPDATE uploads SET state = 'deleting' WHERE upload_id = ? AND "
-                    "(state = 'deleting' OR (state = 'pending' AND created < ?))",
-                    (upload_id, pending_before),
-                )
-                return cursor.rowcount == 1
+    async def claim_stale(
+        self, upload_id: str, pending_before: float, multipart_before: float = float("-inf")
+    ) -> list[str]:
+        def work(db: sqlite3.Connection) -> list[str]:
+            row = db.execute(
+                "SELECT state FROM uploads WHERE upload_id = ? AND (state = 'deleting' "
+                "OR (state = 'pending' AND created < ?) "
+                "OR (state = 'multipart' AND created < ?))",
+                (upload_id, pending_before, multipart_before),
+            ).fetchone()
+            if row is None:
+                return []
+            return sqlrows.supersede(db, upload_id)
 
-        result: bool = await self._run(work)
+        result: list[str] = await self._transaction(work)
         return result
+
+    # -- the orchestrator's catalog ----------------------------------------------------
 
     async def recorded_sectors(self, parts: Collection[PartKey]) -> dict[PartKey, int]:
         uploads = sorted({upload_id for upload_id, _, _ in parts})
 
         def work(db: sqlite3.Connection) -> dict[PartKey, int]:
             found: dict[PartKey, int] = {}
-            for batch in _batches(uploads):
+            for batch in sqlrows.batches(uploads):
                 rows = db.execute(
                     "SELECT upload_id, segment, idx, sector FROM parts "
-                    f"WHERE upload_id IN ({','.join('?' * len(batch))})",
+                    f"WHERE upload_id IN ({sqlrows.marks(batch)})",
                     batch,
                 )
                 for upload_id, segment, index, sector in rows:
@@ -359,10 +485,10 @@ class SqliteManifestStore:
 
         def work(db: sqlite3.Connection) -> list[PlacedPart]:
             found: list[PlacedPart] = []
-            for batch in _batches(wanted):
+            for batch in sqlrows.batches(wanted):
                 rows = db.execute(
                     "SELECT upload_id, segment, idx, sector FROM parts "
-                    f"WHERE sector IN ({','.join('?' * len(batch))})",
+                    f"WHERE sector IN ({sqlrows.marks(batch)})",
                     batch,
                 )
                 found.extend(PlacedPart(*row) for row in rows)
@@ -373,47 +499,46 @@ class SqliteManifestStore:
 
     async def move_part(self, part: PlacedPart, new_sector: int) -> bool:
         def work(db: sqlite3.Connection) -> bool:
-            with db:
-                cursor = db.execute(
-                    "UPDATE parts SET sector = ? "
-                    "WHERE upload_id = ? AND segment = ? AND idx = ? AND sector = ?",
-                    (new_sector, part.upload_id, part.segment, part.index, part.sector),
-                )
-                return cursor.rowcount == 1
+            cursor = db.execute(
+                "UPDATE parts SET sector = ? "
+                "WHERE upload_id = ? AND segment = ? AND idx = ? AND sector = ?",
+                (new_sector, part.upload_id, part.segment, part.index, part.sector),
+            )
+            return cursor.rowcount == 1
 
-        result: bool = await self._run(work)
+        result: bool = await self._transaction(work)
         return result
+
+    # -- buckets -----------------------------------------------------------------------
 
     async def create_bucket(self, name: str, created: float) -> bool:
         def work(db: sqlite3.Connection) -> bool:
-            with db:
-                cursor = db.execute(
-                    "INSERT INTO buckets (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (name, created),
-                )
-                return cursor.rowcount == 1
+            cursor = db.execute(
+                "INSERT INTO buckets (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (name, created),
+            )
+            return cursor.rowcount == 1
 
-        result: bool = await self._run(work)
+        result: bool = await self._transaction(work)
         return result
 
     async def delete_bucket(self, name: str, prefix: str) -> bool | None:
         upper = prefix_upper_bound(prefix)
 
         def work(db: sqlite3.Connection) -> bool | None:
-            with db:
-                if db.execute("SELECT 1 FROM buckets WHERE name = ?", (name,)).fetchone() is None:
-                    return None
-                query = "SELECT 1 FROM objects WHERE key >= ?"
-                args: list[str] = [prefix]
-                if upper is not None:
-                    query += " AND key < ?"
-                    args.append(upper)
-                if db.execute(query + " LIMIT 1", args).fetchone() is not None:
-                    return False
-                db.execute("DELETE FROM buckets WHERE name = ?", (name,))
-                return True
+            if db.execute("SELECT 1 FROM buckets WHERE name = ?", (name,)).fetchone() is None:
+                return None
+            query = "SELECT 1 FROM objects WHERE key >= ?"
+            args: list[str] = [prefix]
+            if upper is not None:
+                query += " AND key < ?"
+                args.append(upper)
+            if db.execute(query + " LIMIT 1", args).fetchone() is not None:
+                return False
+            db.execute("DELETE FROM buckets WHERE name = ?", (name,))
+            return True
 
-        result: bool | None = await self._run(work)
+        result: bool | None = await self._transaction(work)
         return result
 
     async def list_buckets(self) -> list[tuple[str, float]]:
@@ -425,55 +550,23 @@ class SqliteManifestStore:
         return result
 
 
-_MANIFEST_COLUMNS = "objects.key, upload_id, size, etag, content_type, created, modified, metadata"
-
-
-def _info(row: tuple[Any, ...]) -> ObjectInfo:
-    key, _, size, etag, content_type, _, modified, metadata = row
-    return ObjectInfo.of(key, size, etag, content_type, modified, json.loads(metadata))
-
-
-def _manifest(db: sqlite3.Connection, row: tuple[Any, ...]) -> Manifest:
-    key, upload_id, size, etag, content_type, created, modified, metadata = row
-    parts: dict[int, list[PartRecord]] = {}
-    for segment, index, sector, length, checksum in db.execute(
-        "SELECT segment, idx, sector, length, checksum FROM parts WHERE upload_id = ? "
-        "ORDER BY segment, idx",
-        (upload_id,),
-    ):
-        parts.setdefault(segment, []).append(PartRecord(index, sector, length, int(checksum, 16)))
-    segments = tuple(
-        Segment(number, segment_size, unit, tuple(parts[number]))
-        for number, segment_size, unit in db.execute(
-            "SELECT segment, size, stripe_unit FROM segments WHERE upload_id = ? ORDER BY segment",
-            (upload_id,),
-        )
+def write_info(db: sqlite3.Connection, upload_id: str, info: ObjectInfo) -> None:
+    """Mark an upload committed, described by ``info``."""
+    db.execute(
+        "UPDATE uploads SET state = 'committed', modified = ?, size = ?, etag = ?, "
+        "content_type = ?, metadata = ?, headers = ?, storage_class = ?, checksum_type = ?, "
+        "checksums = ?, parts_count = ? WHERE upload_id = ?",
+        (
+            info.last_modified.timestamp(),
+            info.size,
+            info.etag,
+            info.content_type,
+            json.dumps(dict(info.metadata)),
+            json.dumps(info.headers.as_dict()),
+            info.storage_class,
+            info.checksum_type,
+            json.dumps(dict(info.checksums)),
+            info.parts_count,
+            upload_id,
+        ),
     )
-    return Manifest(
-        key=key,
-        upload_id=upload_id,
-        size=size,
-        etag=etag,
-        content_type=content_type,
-        created=created,
-        last_modified=modified,
-        metadata=json.loads(metadata),
-        segments=segments,
-    )
-
-
-def _batches(items: Sequence[T]) -> Iterable[list[T]]:
-    for start in range(0, len(items), _BATCH):
-        yield list(items[start : start + _BATCH])
-
-
-def _connect(path: Path, durable: bool) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-    db.execute("PRAGMA foreign_keys = ON")
-    db.executescript(SCHEMA)
-    # isolation_level=None is autocommit; `with db:` blocks need explicit transactions.
-    db.isolation_level = "DEFERRED"
-    return db

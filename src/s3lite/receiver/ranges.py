@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import InvalidRange
+from ..errors import InvalidArgument, InvalidRange
 
 _RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.IGNORECASE)
 
@@ -45,14 +45,54 @@ def parse_http_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first_text and not last_text:
         return None
     if not first_text:  # suffix: the last N bytes
-        suffix = int(last_text)
+        suffix = _number(last_text)
         if suffix == 0 or size == 0:
             raise InvalidRange(f"range {header!r} selects no byte of {size}", size=size)
         return max(0, size - suffix), size - 1
-    first = int(first_text)
-    if last_text and int(last_text) < first:
+    first = _number(first_text)
+    if last_text and _number(last_text) < first:
         return None  # syntactically invalid: ignored, as RFC 9110 asks
     if first >= size:
         raise InvalidRange(f"range {header!r} starts beyond the last byte of {size}", size=size)
-    last = int(last_text) if last_text else size - 1
+    last = _number(last_text) if last_text else size - 1
     return first, min(last, size - 1)
+
+
+def _number(digits: str) -> int:
+    """A byte position; any number past 2**63 is as good as infinite (and Python
+    refuses to convert strings of more than 4300 digits)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 else 10**19
+
+
+_COPY_RANGE = re.compile(r"bytes=([0-9]+)-([0-9]+)")
+
+
+def parse_copy_range(source_range: str | tuple[int, int], size: int) -> tuple[int, int]:
+    """Resolve UploadPartCopy's ``x-amz-copy-source-range`` (``bytes=first-last``, both
+    given, as S3 requires) or an inclusive tuple against the source's ``size``.
+    Unlike a GET's Range, nothing is clipped or ignored: a malformed range is
+    InvalidArgument, one outside the source InvalidRange."""
+    if isinstance(source_range, str):
+        match = _COPY_RANGE.fullmatch(source_range.strip())
+        if match is None:
+            raise InvalidArgument(
+                f"copy source range must be 'bytes=first-last', got {source_range!r}"
+            )
+        first, last = _number(match[1]), _number(match[2])
+    elif (
+        isinstance(source_range, tuple)
+        and len(source_range) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in source_range)
+    ):
+        first, last = source_range
+    else:
+        raise InvalidArgument(
+            f"copy source range must be a string or (first, last), got {source_range!r}"
+        )
+    if not 0 <= first <= last < size:
+        raise InvalidRange(
+            f"copy source range {first}-{last} is not within the source's {size} bytes",
+            size=size,
+        )
+    return first, last

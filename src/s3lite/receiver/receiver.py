@@ -1,74 +1,72 @@
-"""The object API: put, get, head, delete and list, over the orchestrator's routing.
+"""The object API: put, get, head, delete, list, copy and multipart uploads, over the
+orchestrator's routing.
 
 An upload takes one routing lease for its whole life: placement, the pending record,
 the six part writes and the commit all see the same routing, and a migration waits
-for it before copying. The manifest is committed only after every part is stored, so
-a reader sees the old object or the new one, never a mix. Whatever stops an upload
-before its commit (a short body, a failed node, the caller's cancel scope) deletes the
-parts already written, shielded from the cancellation, and forgets the upload.
+for it before copying. The manifest is committed only after every part is stored and
+the body matched the digests the client sent, in one transaction that also checks
+the write's conditions (bucket, If-Match, If-None-Match), so a reader sees the old
+object or the new one, never a mix. Whatever stops an upload before its commit (a
+short body, a bad digest, a failed condition, a failed node, the caller's cancel
+scope) deletes the parts already written, shielded from the cancellation, and forgets
+the upload.
+
+Multipart sessions are in multipart.py, copies in copy.py, the read path in
+reads.py; this class is the one front door to all of them.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 import anyio
 import attrs
 
 from ..errors import (
-    BodyLengthMismatch,
-    DataLoss,
+    EntityTooLarge,
     InvalidArgument,
-    InvalidRange,
+    InvalidPartNumber,
     NotFound,
-    PartNotFound,
     S3liteError,
 )
-from ..orchestrator import PARTS_PER_SEGMENT, Orchestrator, RoutingView, part_name, place_parts
-from ..streams import Body, iterate_body, single_error
+from ..orchestrator import PARTS_PER_SEGMENT, Orchestrator, RoutingView, place_parts
+from ..streams import Body, iterate_body
+from . import copying, multipart, reads
+from .attributes import Attributes, check_body, is_int
+from .checksums import Digester, ExpectedDigests
 from .cleanup import discard_upload
-from .download import PartReader, join_segment
+from .completion import MAX_PARTS, MIN_PART_SIZE
+from .conditions import ReadConditions, WriteCondition
+from .holds import UploadHolds
 from .keys import check_key
-from .manifest import Manifest, ObjectInfo, ObjectList, Segment
+from .manifest import (
+    CompletedPart,
+    Manifest,
+    ObjectHeaders,
+    ObjectInfo,
+    ObjectList,
+    PartInfo,
+    PartList,
+    Segment,
+    UploadList,
+)
 from .manifest_store import ManifestStore
 from .ranges import parse_http_range, resolve_range
+from .reads import ObjectRead
 from .striping import DEFAULT_STRIPE_UNIT
 from .upload import SegmentWriter, prepare
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-MAX_METADATA_BYTES = 2048
+T = TypeVar("T")
+
 MAX_LIST_LIMIT = 1000
-OPEN_ATTEMPTS = 8
-"""A read whose parts vanish because the key was overwritten (or a part re-homed: a
-join can re-home up to five parts of one object) between reading the manifest and
-opening the parts starts over, at most this many times in all."""
-
-
-@attrs.frozen
-class ObjectRead:
-    """An object opened for reading: what it is, which bytes, and the bytes."""
-
-    info: ObjectInfo
-    span: tuple[int, int] | None
-    """Inclusive range being returned; None for the whole object."""
-    chunks: AsyncGenerator[bytes, None]
-    _readers: tuple[PartReader, ...] = ()
-
-    @property
-    def length(self) -> int:
-        return self.info.size if self.span is None else self.span[1] - self.span[0] + 1
-
-    async def aclose(self) -> None:
-        """Release the part streams, whether or not ``chunks`` was read."""
-        await self.chunks.aclose()
-        for reader in self._readers:
-            await reader.aclose()
+MAX_PART_SIZE = 5 * 1024**3
+OPEN_ATTEMPTS = reads.OPEN_ATTEMPTS
 
 
 class Receiver:
@@ -81,17 +79,25 @@ class Receiver:
         *,
         stripe_unit: int = DEFAULT_STRIPE_UNIT,
         clock: Callable[[], float] = time.time,
+        min_part_size: int = MIN_PART_SIZE,
+        max_part_size: int = MAX_PART_SIZE,
     ) -> None:
         if stripe_unit < 1:
             raise ValueError(f"stripe_unit must be >= 1 byte, got {stripe_unit}")
         self.orchestrator = orchestrator
         self.manifests = manifests
         self.stripe_unit = stripe_unit
-        self._clock = clock
-        self.uploads_in_flight: set[str] = set()
-        """Uploads between their pending record and their commit or discard: the
-        janitor leaves them alone, however old they are."""
+        self.clock = clock
+        self.min_part_size = min_part_size
+        """Every part of a multipart upload but the last must be this large (S3: 5 MiB;
+        tests lower it)."""
+        self.max_part_size = max_part_size
+        self.uploads_in_flight = UploadHolds()
+        """Uploads being written or read: the janitor leaves them alone, however old
+        they are, and a superseded one is deleted when its last reader ends."""
         orchestrator.catalog = manifests
+
+    # -- writing -----------------------------------------------------------------------
 
     async def put_object(
         self,
@@ -101,67 +107,139 @@ class Receiver:
         *,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        headers: ObjectHeaders | None = None,
+        storage_class: str | None = None,
+        expected: ExpectedDigests | None = None,
+        condition: WriteCondition | None = None,
+        bucket: str | None = None,
     ) -> ObjectInfo:
         """Store ``body`` under ``key``, replacing any object there.
 
         ``size``, if given, must be the exact length of the body: a shorter or longer
-        body raises BodyLengthMismatch and stores nothing.
+        body raises BodyLengthMismatch and stores nothing. ``expected`` carries the
+        Content-MD5 and ``x-amz-checksum-*`` the body must match (BadDigest, nothing
+        stored; InvalidDigest for a malformed one), or an algorithm to compute.
+        ``condition`` (If-Match / If-None-Match) and ``bucket`` (which must still
+        exist: NoSuchBucket) are checked in the commit's transaction; a failed
+        condition raises PreconditionFailed (NotFound for If-Match on no object) and
+        leaves nothing of the upload on the nodes.
         """
         check_key(key)
-        metadata = _check_metadata(metadata)
-        if content_type is not None and not _printable(content_type):
-            raise InvalidArgument(f"content type must be printable ASCII, got {content_type!r}")
-        if size is not None and (not _is_int(size) or size < 0):
-            raise InvalidArgument(f"size must be a non-negative integer or None, got {size!r}")
-        in_memory = isinstance(body, bytes | bytearray | memoryview)
-        if not in_memory and not hasattr(body, "__aiter__"):
-            raise InvalidArgument(
-                f"body must be bytes or an async iterable of bytes, got {type(body).__name__}"
-            )
-        if isinstance(body, bytes | bytearray | memoryview) and size not in (None, len(body)):
-            raise BodyLengthMismatch(declared=size, received=len(body))
-        upload_id = uuid.uuid4().hex
-        self.uploads_in_flight.add(upload_id)
-        try:
-            with self.orchestrator.lease() as view:
-                prepared = await prepare(
-                    iterate_body(body), size, self.stripe_unit, PARTS_PER_SEGMENT
-                )
-                sectors = place_parts(view.placement_rings, key, upload_id)
-                try:
-                    await self.manifests.begin_upload(upload_id, key, sectors, self._clock())
-                    writer = SegmentWriter(
-                        self.orchestrator, view, upload_id, 0, sectors, prepared.unit
-                    )
-                    segment = await writer.write(prepared.chunks, size)
-                    info = ObjectInfo.of(
-                        key,
-                        segment.size,
-                        writer.md5.hexdigest(),
-                        content_type or DEFAULT_CONTENT_TYPE,
-                        self._clock(),
-                        metadata,
-                    )
-                    replaced = await self.manifests.commit_upload(upload_id, [segment], info)
-                except BaseException:
-                    with anyio.CancelScope(shield=True):
-                        await self._discard_quietly(upload_id, view)
-                    raise
-        finally:
-            self.uploads_in_flight.discard(upload_id)
-        if replaced is not None:
-            await self._discard_quietly(replaced)
+        attributes = Attributes.check(content_type, metadata, headers, storage_class)
+        check_body(body, size)
+        digester = Digester(expected)
+        if condition is not None:
+            await self.precheck_write(key, condition)
+
+        async def commit(segment: Segment) -> ObjectInfo:
+            info = attributes.info(key, segment, self.clock())
+            return await self.commit_object(segment, info, condition, bucket)
+
+        return await self.write_segment(key, body, size, digester, commit)
+
+    async def precheck_write(self, key: str, condition: WriteCondition) -> None:
+        """Fail a conditional write before its body is stored when it would fail at the
+        commit anyway; the commit checks again, atomically."""
+        manifest = await self.manifests.get(key)
+        condition.check(key, None if manifest is None else manifest.etag)
+
+    async def commit_object(
+        self,
+        segment: Segment,
+        info: ObjectInfo,
+        condition: WriteCondition | None,
+        bucket: str | None,
+    ) -> ObjectInfo:
+        replaced = await self.manifests.commit_upload(
+            segment.upload_id, [segment], info, condition=condition, bucket=bucket
+        )
+        await self.discard(replaced)
         return info
 
-    async def _discard_quietly(self, upload_id: str, view: RoutingView | None = None) -> None:
+    async def write_segment(
+        self,
+        key: str,
+        body: Body,
+        size: int | None,
+        digester: Digester,
+        commit: Callable[[Segment], Awaitable[T]],
+        *,
+        max_size: int | None = None,
+    ) -> T:
+        """Write ``body`` as segment 0 of a new upload, verify its digests, and hand the
+        segment to ``commit``; if anything fails before ``commit`` returns, the parts
+        are deleted at once and the upload forgotten."""
+        upload_id = uuid.uuid4().hex
+        self.uploads_in_flight.acquire([upload_id])
+        try:
+            with self.orchestrator.lease() as view:
+                chunks = iterate_body(body)
+                if max_size is not None:
+                    chunks = _at_most(chunks, max_size)
+                prepared = await prepare(chunks, size, self.stripe_unit, PARTS_PER_SEGMENT)
+                sectors = place_parts(view.placement_rings, key, upload_id)
+                try:
+                    await self.manifests.begin_upload(upload_id, key, sectors, self.clock())
+                    writer = SegmentWriter(
+                        self.orchestrator,
+                        view,
+                        upload_id,
+                        0,
+                        sectors,
+                        prepared.unit,
+                        digester,
+                    )
+                    segment = await writer.write(prepared.chunks, size)
+                    segment = attrs.evolve(segment, checksums=digester.verify())
+                    return await commit(segment)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await self._discard_now(upload_id, view)
+                    raise
+        finally:
+            await self.release([upload_id])
+
+    async def discard(self, upload_ids: Iterable[str]) -> None:
+        """Delete superseded uploads now, or when the last read holding one ends."""
+        for upload_id in upload_ids:
+            if not self.uploads_in_flight.defer(upload_id):
+                await self._discard_now(upload_id)
+
+    async def release(self, upload_ids: Sequence[str]) -> None:
+        """Let go of held uploads, deleting those superseded meanwhile."""
+        freed = self.uploads_in_flight.release(upload_ids)
+        if freed:
+            with anyio.CancelScope(shield=True):
+                for upload_id in freed:
+                    await self._discard_now(upload_id)
+
+    async def _discard_now(self, upload_id: str, view: RoutingView | None = None) -> None:
         try:
             await discard_upload(self.orchestrator, self.manifests, upload_id, view)
         except S3liteError as exc:
             log.warning("left upload %s for the janitor: %s", upload_id, exc)
 
-    async def head_object(self, key: str) -> ObjectInfo:
-        """The object's size, ETag, type, metadata; NotFound if there is none."""
-        return (await self._manifest(key)).info
+    # -- reading -----------------------------------------------------------------------
+
+    async def head_object(
+        self, key: str, *, conditions: ReadConditions | None = None
+    ) -> ObjectInfo:
+        """The object's size, ETag, type, metadata; NotFound if there is none.
+        ``conditions`` raise NotModified or PreconditionFailed as for a GET."""
+        info = (await self._manifest(key)).info
+        if conditions is not None:
+            conditions.check(info)
+        return info
+
+    async def head_part(
+        self, key: str, part_number: int, *, conditions: ReadConditions | None = None
+    ) -> tuple[ObjectInfo, tuple[int, int] | None]:
+        """HEAD ?partNumber=N: the object and the inclusive byte range of part N
+        (None if that part is empty); InvalidPartNumber if there is no part N."""
+        manifest = await self._manifest(key)
+        if conditions is not None:
+            conditions.check(manifest.info)
+        return manifest.info, reads.part_span(manifest, _check_part_number(manifest, part_number))
 
     async def _manifest(self, key: str) -> Manifest:
         manifest = await self.manifests.get(check_key(key))
@@ -176,44 +254,89 @@ class Receiver:
         end: int | None = None,
         *,
         http_range: str | None = None,
+        part_number: int | None = None,
+        conditions: ReadConditions | None = None,
     ) -> ObjectRead:
         """Open an object (or the inclusive byte range start..end of it) for reading.
 
         ``http_range``, if given, is an HTTP ``Range`` header to resolve against the
-        object's size instead of ``start``/``end`` (see ranges.parse_http_range).
-        Everything that can fail before the first byte (NotFound, InvalidRange, a node
-        that is down) fails here; the returned chunks can still raise DataLoss or
-        ChecksumMismatch mid-stream if a node returns damaged bytes.
+        object's size instead of ``start``/``end`` (see ranges.parse_http_range);
+        ``part_number`` reads part N of a multipart object (1 for any other object;
+        InvalidPartNumber beyond the last). ``conditions`` are the If-* headers
+        (NotModified, PreconditionFailed). Everything that can fail before the first
+        byte (NotFound, InvalidRange, a node that is down) fails here; the returned
+        chunks can still raise DataLoss or ChecksumMismatch mid-stream if a node
+        returns damaged bytes. Call ``aclose`` on the result when done.
         """
         for bound in (start, end):
-            if bound is not None and not _is_int(bound):
+            if bound is not None and not is_int(bound):
                 raise InvalidArgument(f"start and end must be integers or None, got {bound!r}")
         if http_range is not None and not isinstance(http_range, str):
             raise InvalidArgument(f"http_range must be a Range header string, got {http_range!r}")
-        attempt = 1
-        while True:
-            with self.orchestrator.lease() as view:
-                manifest = await self._manifest(key)
-                if len(manifest.segments) != 1:
-                    raise DataLoss(
-                        f"object {key!r} has {len(manifest.segments)} segments; this version "
-                        "reads objects of one segment only"
-                    )
-                if http_range is not None:
-                    span = parse_http_range(http_range, manifest.size)
-                else:
-                    span = resolve_range(manifest.size, start, end)
+        if part_number is not None and (
+            start is not None or end is not None or http_range is not None
+        ):
+            raise InvalidArgument("a read takes either a range or a part number, not both")
+
+        def span_of(manifest: Manifest) -> tuple[int, int] | None:
+            if part_number is not None:
+                return reads.part_span(manifest, _check_part_number(manifest, part_number))
+            if http_range is not None:
+                return parse_http_range(http_range, manifest.size)
+            return resolve_range(manifest.size, start, end)
+
+        check = None if conditions is None else conditions.check
+        return await self.open_with(key, span_of, check, part_number=part_number)
+
+    async def open_with(
+        self,
+        key: str,
+        span_of: Callable[[Manifest], tuple[int, int] | None],
+        check: Callable[[ObjectInfo], None] | None,
+        *,
+        part_number: int | None = None,
+    ) -> ObjectRead:
+        """Open ``key`` for the span ``span_of`` picks, once ``check`` accepts it."""
+        for _ in range(OPEN_ATTEMPTS):
+            manifest = await self._manifest(key)
+            if check is not None:
+                check(manifest.info)
+            span = span_of(manifest)
+            held = manifest.upload_ids
+            if not await self._hold_current(key, manifest.upload_id, held):
+                continue  # overwritten meanwhile: read the new manifest
+            try:
                 first, last = span if span is not None else (0, manifest.size - 1)
-                try:
-                    readers = await _open_parts(self.orchestrator, view, manifest, first, last)
-                    break
-                except PartNotFound as missing:
-                    if attempt == OPEN_ATTEMPTS or await self.manifests.get(key) == manifest:
-                        raise DataLoss(f"object {key!r} cannot be read: {missing}") from missing
-            attempt += 1  # overwritten or re-homed meanwhile: read the new manifest
-        segment = manifest.segments[0]
-        chunks = join_segment(segment, readers, first, last)
-        return ObjectRead(manifest.info, span, chunks, tuple(readers.values()))
+                pieces = reads.pieces_of(manifest, first, last)
+                opened = {}
+                if pieces:
+                    opened = await reads.open_segment(self.orchestrator, self.manifests, pieces[0])
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.release(held)
+                raise
+            chunks = reads.stream(self.orchestrator, self.manifests, pieces, opened)
+
+            async def release(held: tuple[str, ...] = held) -> None:
+                await self.release(held)
+
+            return ObjectRead(manifest.info, span, chunks, release, part_number=part_number)
+        raise NotFound(f"object {key!r} was overwritten {OPEN_ATTEMPTS} times while opening it")
+
+    async def _hold_current(self, key: str, upload_id: str, held: tuple[str, ...]) -> bool:
+        """Hold ``held`` if ``key`` still means ``upload_id`` once they are held (from
+        then on nothing deletes them until released); False, holding nothing, if not."""
+        self.uploads_in_flight.acquire(held)
+        try:
+            current = await self.manifests.current_upload(key)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.release(held)
+            raise
+        if current != upload_id:
+            await self.release(held)
+            return False
+        return True
 
     async def get_object(
         self, key: str, start: int | None = None, end: int | None = None
@@ -226,89 +349,188 @@ class Receiver:
         finally:
             await read.aclose()
 
+    # -- deleting and listing ----------------------------------------------------------
+
     async def delete_object(self, key: str) -> None:
         """Delete the object; NotFound if there is none. Its parts are deleted now if
-        every node answers, else by the janitor."""
-        upload_id = await self.manifests.delete(check_key(key))
-        if upload_id is None:
+        every node answers and no read holds them, else by the last reader or the
+        janitor."""
+        uploads = await self.manifests.delete(check_key(key))
+        if not uploads:
             raise NotFound(f"no object with key {key!r}")
-        await self._discard_quietly(upload_id)
+        await self.discard(uploads)
 
     async def list_objects(
-        self, prefix: str = "", *, start_after: str = "", limit: int = MAX_LIST_LIMIT
+        self,
+        prefix: str = "",
+        *,
+        start_after: str = "",
+        limit: int = MAX_LIST_LIMIT,
+        delimiter: str = "",
     ) -> ObjectList:
-        """One page of objects whose key starts with ``prefix``, after ``start_after``."""
-        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+        """One page of objects whose key starts with ``prefix``, after ``start_after``;
+        with a ``delimiter``, keys roll up into common prefixes (see listing.py). Keys
+        and common prefixes together count against ``limit``."""
+        if not is_int(limit) or not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidArgument(f"limit must be in [1, {MAX_LIST_LIMIT}], got {limit!r}")
-        if not isinstance(prefix, str) or not isinstance(start_after, str):
-            raise InvalidArgument("prefix and start_after must be strings")
-        found = await self.manifests.list_objects(prefix, start_after, limit + 1)
-        page = tuple(found[:limit])
-        truncated = len(found) > limit
-        return ObjectList(page, truncated, page[-1].key if truncated else None)
-
-
-async def _open_parts(
-    orchestrator: Orchestrator, view: RoutingView, manifest: Manifest, first: int, last: int
-) -> dict[int, PartReader]:
-    """Open, concurrently, every part of the segment that holds bytes first..last."""
-    segment: Segment = manifest.segments[0]
-    layout = segment.layout
-    readers: dict[int, PartReader] = {}
-    if last < first:
-        return readers
-
-    async def open_part(index: int, span: tuple[int, int]) -> None:
-        part = segment.parts[index]
-        name = part_name(manifest.upload_id, segment.number, index)
-        client = orchestrator.client(view.read_owner(part.sector))
-        try:
-            stream = await client.get_part(part.sector, name, *span)
-        except InvalidRange as exc:
-            raise DataLoss(f"part {name} is shorter than its manifest says: {exc}") from exc
-        whole = span == (0, part.length - 1)
-        readers[index] = PartReader(name, stream, part.checksum if whole else None)
-
-    try:
-        with single_error():
-            async with anyio.create_task_group() as group:
-                for index in range(len(segment.parts)):
-                    span = layout.part_span(index, first, last)
-                    if span is not None:
-                        group.start_soon(open_part, index, span)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            for reader in readers.values():
-                await reader.aclose()
-        raise
-    return readers
-
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _printable(value: object) -> bool:
-    """Printable ASCII: what an HTTP header value can carry as it is."""
-    return isinstance(value, str) and all(" " <= char <= "~" for char in value)
-
-
-def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    """User metadata travels as ``x-amz-meta-<name>: <value>`` headers, so names must be
-    HTTP tokens and values printable ASCII (as S3 requires)."""
-    if metadata is None:
-        return {}
-    for name, value in metadata.items():
-        if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
-            raise InvalidArgument(f"metadata names must be HTTP tokens, got {name!r}")
-        if not _printable(value):
-            raise InvalidArgument(f"metadata values must be printable ASCII, got {value!r}")
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
-    if size > MAX_METADATA_BYTES:
-        raise InvalidArgument(
-            f"metadata is at most {MAX_METADATA_BYTES} bytes of UTF-8, got {size}"
+        for name, value in (("prefix", prefix), ("start_after", start_after)):
+            if not isinstance(value, str):
+                raise InvalidArgument(f"{name} must be a string, got {value!r}")
+        if not isinstance(delimiter, str):
+            raise InvalidArgument(f"delimiter must be a string, got {delimiter!r}")
+        return await self.manifests.list_objects(
+            prefix, start_after=start_after, limit=limit, delimiter=delimiter
         )
-    return dict(metadata)
+
+    # -- copies (copy.py) --------------------------------------------------------------
+
+    async def copy_object(
+        self,
+        source_key: str,
+        dest_key: str,
+        *,
+        metadata_directive: str = "COPY",
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        headers: ObjectHeaders | None = None,
+        storage_class: str | None = None,
+        source_conditions: ReadConditions | None = None,
+        condition: WriteCondition | None = None,
+        bucket: str | None = None,
+    ) -> ObjectInfo:
+        """Copy an object, streamed from its nodes to the new parts' nodes (bounded
+        memory). ``metadata_directive`` COPY keeps the source's content type, metadata
+        and headers; REPLACE takes the ones given. Raises NotFound for a missing
+        source, PreconditionFailed for a failed ``source_conditions``, InvalidRequest
+        for a copy onto itself that changes nothing; ``condition`` and ``bucket`` as
+        for put_object. A multipart source becomes one segment with a plain MD5 ETag."""
+        replace = Attributes.check(content_type, metadata, headers, storage_class)
+        return await copying.copy_object(
+            self,
+            source_key,
+            dest_key,
+            directive=metadata_directive,
+            replace=replace,
+            storage_class=storage_class,
+            source_conditions=source_conditions,
+            condition=condition,
+            bucket=bucket,
+        )
+
+    # -- multipart uploads (multipart.py) ----------------------------------------------
+
+    async def create_multipart(
+        self,
+        key: str,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        headers: ObjectHeaders | None = None,
+        storage_class: str | None = None,
+        checksum_algorithm: str | None = None,
+        checksum_type: str | None = None,
+        bucket: str | None = None,
+    ) -> str:
+        """Start a multipart upload of ``key``; returns its upload id."""
+        check_key(key)
+        attributes = Attributes.check(content_type, metadata, headers, storage_class)
+        return await multipart.create(
+            self, key, attributes, checksum_algorithm, checksum_type, bucket
+        )
+
+    async def upload_part(
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: Body,
+        size: int | None = None,
+        *,
+        expected: ExpectedDigests | None = None,
+    ) -> PartInfo:
+        """Store part ``part_number`` (1..10,000) of an open upload, replacing an
+        earlier part of that number. Raises NoSuchUpload, InvalidArgument (part
+        number), EntityTooLarge (over ``max_part_size``), BadDigest/InvalidDigest,
+        BodyLengthMismatch; on any failure nothing of this part stays."""
+        return await multipart.upload_part(self, key, upload_id, part_number, body, size, expected)
+
+    async def upload_part_copy(
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        source_key: str,
+        *,
+        source_range: str | tuple[int, int] | None = None,
+        source_conditions: ReadConditions | None = None,
+    ) -> PartInfo:
+        """Store a byte range of another object (``bytes=first-last``, or an inclusive
+        tuple; InvalidRange if outside it) as a part, streamed."""
+        return await copying.upload_part_copy(
+            self, key, upload_id, part_number, source_key, source_range, source_conditions
+        )
+
+    async def complete_multipart(
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[CompletedPart | tuple[int, str] | tuple[int, str, Mapping[str, str]]],
+        *,
+        condition: WriteCondition | None = None,
+        bucket: str | None = None,
+    ) -> ObjectInfo:
+        """Make the object from the parts named (number, ETag[, checksums]). Raises
+        MalformedXML (no part), InvalidPartOrder, InvalidPart, EntityTooSmall,
+        NoSuchUpload; a second Complete of a completed upload returns the same
+        object. Parts uploaded but not named are deleted."""
+        return await multipart.complete(self, key, upload_id, parts, condition, bucket)
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Abort an open upload and delete every part stored (NoSuchUpload if it is
+        not open)."""
+        await multipart.abort(self, key, upload_id)
+
+    async def list_parts(
+        self, key: str, upload_id: str, *, marker: int = 0, limit: int = MAX_LIST_LIMIT
+    ) -> PartList:
+        """One page of an open upload's parts, numbered above ``marker``."""
+        return await multipart.list_parts(self, key, upload_id, marker, limit)
+
+    async def list_multipart_uploads(
+        self,
+        prefix: str = "",
+        *,
+        delimiter: str = "",
+        key_marker: str = "",
+        upload_id_marker: str = "",
+        limit: int = MAX_LIST_LIMIT,
+    ) -> UploadList:
+        """One page of open uploads by key then upload id (``upload_id_marker`` counts
+        only with a ``key_marker``, as S3 has it)."""
+        if not is_int(limit) or not 1 <= limit <= MAX_LIST_LIMIT:
+            raise InvalidArgument(f"limit must be in [1, {MAX_LIST_LIMIT}], got {limit!r}")
+        return await self.manifests.list_uploads(
+            prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            upload_id_marker=upload_id_marker,
+            limit=limit,
+        )
+
+
+def _check_part_number(manifest: Manifest, part_number: object) -> int:
+    count = len(manifest.segments)
+    if not is_int(part_number) or not 1 <= part_number <= MAX_PARTS:  # type: ignore[operator]
+        raise InvalidArgument(f"part number must be in 1..{MAX_PARTS}, got {part_number!r}")
+    if part_number > count:  # type: ignore[operator]
+        raise InvalidPartNumber(f"object {manifest.key!r} has {count} part(s), not {part_number}")
+    return part_number  # type: ignore[return-value]
+
+
+async def _at_most(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise EntityTooLarge(f"a part is at most {limit} bytes; the body is larger")
+        yield chunk

@@ -14,7 +14,7 @@ all six parts carry data, as a body of declared size does.
 
 from __future__ import annotations
 
-import hashlib
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 import anyio
@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ..errors import BodyLengthMismatch, DataLoss, S3liteError
 from ..orchestrator import Orchestrator, RoutingView, part_name
 from ..streams import single_error
+from .checksums import Digester
 from .manifest import PartRecord, Segment
 from .striping import Layout, pieces, unit_for
 
@@ -49,22 +50,51 @@ class Prepared:
 async def prepare(
     chunks: AsyncIterator[bytes], declared: int | None, max_unit: int, parts: int
 ) -> Prepared:
-    """Settle the stripe unit, reading ahead at most ``parts * max_unit`` bytes."""
+    """Settle the stripe unit, reading ahead at most ``parts * max_unit`` bytes.
+
+    The read-ahead is kept as a few large pieces, not the body's own chunks: a body
+    sent one byte at a time would otherwise cost a Python object (and, replayed from
+    the front of a list, a quadratic number of moves) per byte.
+    """
     if declared is not None:
         return Prepared(unit_for(declared, max_unit, parts), chunks)
-    buffered: list[bytes] = []
-    total = 0
+    buffered = _Coalescer()
     async for chunk in chunks:
-        buffered.append(chunk)
-        total += len(chunk)
-        if total > parts * max_unit:
-            return Prepared(max_unit, _replay(buffered, chunks))
-    return Prepared(unit_for(total, max_unit, parts), _replay(buffered, chunks))
+        buffered.add(chunk)
+        if buffered.total > parts * max_unit:
+            return Prepared(max_unit, _replay(buffered.pieces(), chunks))
+    return Prepared(unit_for(buffered.total, max_unit, parts), _replay(buffered.pieces(), chunks))
 
 
-async def _replay(buffered: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+class _Coalescer:
+    """Gathers small chunks into pieces of about SEND_BATCH bytes, in linear time."""
+
+    def __init__(self) -> None:
+        self._done: deque[bytes] = deque()
+        self._small: list[bytes] = []
+        self._small_size = 0
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self._small.append(chunk)
+        self._small_size += len(chunk)
+        if self._small_size >= SEND_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._small:
+            self._done.append(self._small[0] if len(self._small) == 1 else b"".join(self._small))
+            self._small, self._small_size = [], 0
+
+    def pieces(self) -> deque[bytes]:
+        self._flush()
+        return self._done
+
+
+async def _replay(buffered: deque[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     while buffered:
-        yield buffered.pop(0)
+        yield buffered.popleft()
     async for chunk in rest:
         yield chunk
 
@@ -79,7 +109,8 @@ class SegmentWriter:
     number: int
     sectors: Sequence[int]
     unit: int
-    md5: hashlib._Hash = attrs.field(init=False, factory=hashlib.md5)
+    digester: Digester = attrs.field(factory=lambda: Digester(None))
+    """Sees every byte of the body in order (MD5 and any checksum asked for)."""
     size: int = attrs.field(init=False, default=0)
     _hashers: list[xxhash.xxh3_64] = attrs.field(init=False, factory=list)
     _stored: dict[int, int] = attrs.field(init=False, factory=dict)
@@ -114,7 +145,14 @@ class SegmentWriter:
                     f"{self._stored.get(index)} bytes, {expected} were sent"
                 )
             records.append(PartRecord(index, sector, expected, self._hashers[index].intdigest()))
-        return Segment(self.number, self.size, self.unit, tuple(records))
+        return Segment(
+            self.number,
+            self.size,
+            self.unit,
+            tuple(records),
+            upload_id=self.upload_id,
+            md5=self.digester.md5.hexdigest(),
+        )
 
     def _start_part(
         self, group: anyio.abc.TaskGroup, index: int
@@ -181,7 +219,7 @@ class SegmentWriter:
             start = self.size
             if declared is not None and start + len(chunk) > declared:
                 raise BodyLengthMismatch(declared=declared, received=start + len(chunk))
-            self.md5.update(chunk)
+            self.digester.update(chunk)
             self.size += len(chunk)
             position = 0
             for index, length in pieces(self.unit, start, start + len(chunk) - 1, parts):
