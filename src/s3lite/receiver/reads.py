@@ -44,6 +44,9 @@ class ObjectRead:
     """Inclusive range being returned; None for the whole object."""
     chunks: AsyncGenerator[bytes, None]
     _release: Callable[[], Awaitable[None]] | None = None
+    _readers: tuple[PartReader, ...] = ()
+    """The first segment's part streams: closed here too, because closing a generator
+    that never started does not run its clean-up."""
     part_number: int | None = attrs.field(default=None, kw_only=True)
     """The part asked for with ``part_number`` (GET/HEAD ?partNumber=N), else None."""
 
@@ -56,6 +59,8 @@ class ObjectRead:
         read. Call it exactly once (``get_object`` does)."""
         try:
             await self.chunks.aclose()
+            for reader in self._readers:
+                await reader.aclose()
         finally:
             if self._release is not None:
                 await self._release()

@@ -320,7 +320,14 @@ class Receiver:
             async def release(held: tuple[str, ...] = held) -> None:
                 await self.release(held)
 
-            return ObjectRead(manifest.info, span, chunks, release, part_number=part_number)
+            return ObjectRead(
+                manifest.info,
+                span,
+                chunks,
+                release,
+                tuple(opened.values()),
+                part_number=part_number,
+            )
         raise NotFound(f"object {key!r} was overwritten {OPEN_ATTEMPTS} times while opening it")
 
     async def _hold_current(self, key: str, upload_id: str, held: tuple[str, ...]) -> bool:
