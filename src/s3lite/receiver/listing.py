@@ -45,6 +45,19 @@ class Page(Generic[T]):
     is_truncated: bool
 
     @property
+    def rows(self) -> tuple[T, ...]:
+        return tuple(row for _, row in self.entries if row is not None)
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return tuple(name for name, row in self.entries if row is None)
+
+    @property
+    def next_marker(self) -> str | None:
+        """The marker of the next page if there is one."""
+        return self.last if self.is_truncated else None
+
+    @property
     def last(self) -> str | None:
         """The marker of the next page: the last entry's name (None if empty)."""
         return self.entries[-1][0] if self.entries else None

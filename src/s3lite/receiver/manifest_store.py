@@ -329,11 +329,7 @@ class SqliteManifestStore:
             page = list_page(
                 fetch, prefix=prefix, delimiter=delimiter, after=(start_after,), limit=limit
             )
-            objects = tuple(row for _, row in page.entries if row is not None)
-            prefixes = tuple(name for name, row in page.entries if row is None)
-            return ObjectList(
-                objects, page.is_truncated, page.last if page.is_truncated else None, prefixes
-            )
+            return ObjectList(page.rows, page.is_truncated, page.next_marker, page.prefixes)
 
         result: ObjectList = await self._run(work)
         return result

@@ -200,15 +200,7 @@ def list_uploads(
 
     after = (key_marker, upload_id_marker) if key_marker and upload_id_marker else (key_marker,)
     page = list_page(fetch, prefix=prefix, delimiter=delimiter, after=after, limit=limit)
-    uploads = tuple(row for _, row in page.entries if row is not None)
-    prefixes = tuple(name for name, row in page.entries if row is None)
     next_upload = None
     if page.is_truncated and page.entries[-1][1] is not None:
         next_upload = page.entries[-1][1].upload_id
-    return UploadList(
-        uploads,
-        prefixes,
-        page.is_truncated,
-        page.last if page.is_truncated else None,
-        next_upload,
-    )
+    return UploadList(page.rows, page.prefixes, page.is_truncated, page.next_marker, next_upload)
