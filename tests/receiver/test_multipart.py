@@ -10,7 +10,7 @@ import os
 import anyio
 import pytest
 
-from s3lite import InvalidArgument, InvalidRange, LocalCluster, NotFound
+from s3lite import InvalidArgument, InvalidRange, LocalCluster, NoSuchBucket, NotFound
 from s3lite.errors import (
     BadDigest,
     EntityTooLarge,
@@ -20,8 +20,9 @@ from s3lite.errors import (
     InvalidPartOrder,
     MalformedXML,
     NoSuchUpload,
+    PreconditionFailed,
 )
-from s3lite.receiver import CompletedPart, ExpectedDigests, ObjectHeaders
+from s3lite.receiver import CompletedPart, ExpectedDigests, ObjectHeaders, WriteCondition
 from s3lite.receiver.checksums import checksum_of
 from tests.receiver.test_receiver import read_all, stored_part_names
 
@@ -308,3 +309,30 @@ async def test_upload_part_copy_copies_a_range(mp: LocalCluster) -> None:
         await r.upload_part_copy("dst", upload_id, 3, "missing")
     await r.complete_multipart("dst", upload_id, [(1, one.etag), (2, two.etag)])
     assert await read_all(mp, "dst") == source
+
+
+async def test_completion_checks_conditions_and_bucket(mp: LocalCluster) -> None:
+    r = mp.receiver
+    await mp.buckets.create("bkt")
+    await r.put_object("bkt/k", b"exists")
+    upload_id = await r.create_multipart("bkt/k", bucket="bkt")
+    part = await r.upload_part("bkt/k", upload_id, 1, b"new")
+    with pytest.raises(PreconditionFailed):
+        await r.complete_multipart(
+            "bkt/k", upload_id, [(1, part.etag)], condition=WriteCondition(if_none_match=True)
+        )
+    assert await read_all(mp, "bkt/k") == b"exists"
+    await r.delete_object("bkt/k")
+    await mp.buckets.delete("bkt")
+    with pytest.raises(NoSuchBucket):
+        await r.complete_multipart("bkt/k", upload_id, [(1, part.etag)], bucket="bkt")
+    await mp.buckets.create("bkt")
+    info = await r.complete_multipart(
+        "bkt/k",
+        upload_id,
+        [(1, part.etag)],
+        condition=WriteCondition(if_none_match=True),
+        bucket="bkt",
+    )
+    assert info.etag == f"{hashlib.md5(bytes.fromhex(md5(b'new'))).hexdigest()}-1"
+    assert len(await stored_part_names(mp)) == 6
