@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .cluster import Cluster, LocalCluster
+from .gateway import GatewayApp
 from .orchestrator import POLICIES
-from .receiver.gateway import GatewayApp
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .service import bind, parse_listen, run, serve, url_of
 from .storager import StorageNode

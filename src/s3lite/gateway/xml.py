@@ -8,8 +8,8 @@ import urllib.parse
 from collections.abc import Iterable
 from xml.sax.saxutils import escape
 
-from .buckets import Bucket
-from .manifest import ObjectInfo
+from ..receiver.buckets import Bucket
+from ..receiver.manifest import ObjectInfo
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 _PROLOG = '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -32,8 +32,8 @@ from yarl import URL
 
 from s3lite import ChecksumMismatch, LocalCluster
 from s3lite.asgi import Receive, Scope, Send
+from s3lite.gateway import GatewayApp
 from s3lite.receiver import download
-from s3lite.receiver.gateway import GatewayApp
 from s3lite.service import bind, serve, url_of
 from s3lite.storager import StorageNode
 from s3lite.storager.partfile import HEADER_SIZE

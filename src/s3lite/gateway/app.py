@@ -64,10 +64,10 @@ from ..errors import (
     S3liteError,
 )
 from ..orchestrator import Orchestrator
-from . import s3xml
-from .buckets import Buckets, object_key
-from .manifest import ObjectInfo
-from .receiver import Receiver
+from ..receiver import Receiver
+from ..receiver.buckets import Buckets, object_key
+from ..receiver.manifest import ObjectInfo
+from . import xml as s3xml
 
 log = logging.getLogger(__name__)
 
