@@ -261,3 +261,7 @@ class BucketAlreadyExists(S3liteError):
     """The bucket name is taken by another key."""
 
     http_status = 409
+
+
+class KeyTooLong(InvalidKey):
+    """An object key longer than S3's 1,024 bytes of UTF-8."""
