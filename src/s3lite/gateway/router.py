@@ -85,7 +85,7 @@ class Operation:
         return self.name in IMPLEMENTED
 
 
-R, W, O = Access.READ, Access.WRITE, Access.OWNER
+R, W, OWN = Access.READ, Access.WRITE, Access.OWNER
 S, B, K = Level.SERVICE, Level.BUCKET, Level.OBJECT
 
 # (method, level, sub-resource or None) -> (operation, access). Operations with a
@@ -95,7 +95,7 @@ _TABLE: dict[tuple[str, Level, str | None], tuple[str, Access]] = {
     # -- buckets
     ("PUT", B, None): ("CreateBucket", Access.CREATE_BUCKET),
     ("HEAD", B, None): ("HeadBucket", R),
-    ("DELETE", B, None): ("DeleteBucket", O),
+    ("DELETE", B, None): ("DeleteBucket", OWN),
     ("GET", B, None): ("ListObjects", R),
     ("POST", B, None): ("PostObject", W),
     ("POST", B, "delete"): ("DeleteObjects", W),
@@ -103,8 +103,8 @@ _TABLE: dict[tuple[str, Level, str | None], tuple[str, Access]] = {
     ("GET", B, "versions"): ("ListObjectVersions", R),
     ("GET", B, "location"): ("GetBucketLocation", R),
     ("GET", B, "versioning"): ("GetBucketVersioning", R),
-    ("PUT", B, "versioning"): ("PutBucketVersioning", O),
-    ("GET", B, "policyStatus"): ("GetBucketPolicyStatus", O),
+    ("PUT", B, "versioning"): ("PutBucketVersioning", OWN),
+    ("GET", B, "policyStatus"): ("GetBucketPolicyStatus", OWN),
     ("GET", B, "session"): ("CreateSession", R),
     # -- objects
     ("GET", K, None): ("GetObject", R),
@@ -126,10 +126,10 @@ _TABLE: dict[tuple[str, Level, str | None], tuple[str, Access]] = {
 
 def _bucket_config(sub: str, name: str, *, delete: bool = True) -> None:
     """A bucket configuration sub-resource: Get/Put (and Delete) Bucket<name>, owner only."""
-    _TABLE["GET", B, sub] = (f"Get{name}", O)
-    _TABLE["PUT", B, sub] = (f"Put{name}", O)
+    _TABLE["GET", B, sub] = (f"Get{name}", OWN)
+    _TABLE["PUT", B, sub] = (f"Put{name}", OWN)
     if delete:
-        _TABLE["DELETE", B, sub] = (f"Delete{name}", O)
+        _TABLE["DELETE", B, sub] = (f"Delete{name}", OWN)
 
 
 def _object_config(sub: str, name: str, *, delete: bool = False) -> None:
@@ -162,7 +162,7 @@ for _sub, _name, _delete in [
     ("metadataTable", "BucketMetadataTableConfiguration", True),
 ]:
     _bucket_config(_sub, _name, delete=_delete)
-_TABLE["DELETE", B, "lifecycle"] = ("DeleteBucketLifecycle", O)
+_TABLE["DELETE", B, "lifecycle"] = ("DeleteBucketLifecycle", OWN)
 for _sub, _name, _delete in [
     ("acl", "ObjectAcl", False),
     ("tagging", "ObjectTagging", True),
