@@ -4,6 +4,8 @@ input decoding alike, every changed byte of a signed stream refused, and the lim
 from __future__ import annotations
 
 import hashlib
+import itertools
+from collections.abc import Mapping
 
 import pytest
 from hypothesis import given, settings
@@ -20,7 +22,8 @@ AWS_SEED = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
 AWS_EXAMPLE = (
     b"10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648\r\n"
     + b"a" * 65536
-    + b"\r\n400;chunk-signature=0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497\r\n"
+    + b"\r\n400;chunk-signature="
+    + b"0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497\r\n"
     + b"a" * 1024
     + b"\r\n0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9"
     + b"\r\n\r\n"
@@ -51,6 +54,11 @@ def test_the_seed_signature_of_aws_example() -> None:
     assert claim is not None
     verified = sigv4.verify(claim, SECRET)
     assert (verified.seed_signature, verified.payload) == (AWS_SEED, sigv4.STREAMING_PAYLOAD)
+
+
+def feed_all(decoder: ChunkedDecoder, body: bytes) -> Mapping[str, str]:
+    decoder.feed(body)
+    return decoder.end()
 
 
 def decode(decoder: ChunkedDecoder, body: bytes, step: int) -> tuple[bytes, dict[str, str]]:
@@ -95,7 +103,7 @@ def test_any_split_of_the_input_decodes_alike(
     encoded = stream(data, size, signed=signed, trailers=trailers)
     decoder = decoder_for(len(data), signed=signed, trailer=trailers is not None)
     bounds = sorted({0, len(encoded), *(c % (len(encoded) + 1) for c in cuts)})
-    out = b"".join(decoder.feed(encoded[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
+    out = b"".join(decoder.feed(encoded[a:b]) for a, b in itertools.pairwise(bounds))
     assert out == data
     assert decoder.end() == (trailers or {})
 
@@ -110,8 +118,7 @@ def test_any_changed_byte_of_a_signed_stream_is_refused(
     encoded[where % len(encoded)] ^= xor
     decoder = decoder_for(len(data), signed=True, trailer=trailers is not None)
     with pytest.raises(S3liteError):
-        decoder.feed(bytes(encoded))
-        decoder.end()
+        feed_all(decoder, bytes(encoded))
 
 
 def test_a_truncated_body_is_incomplete() -> None:
@@ -153,8 +160,7 @@ def test_malformed_framing_is_refused(body: bytes) -> None:
     declared = {b"A": 10, b"0": 0}.get(body[:1], 5)
     decoder = ChunkedDecoder(declared, signing=None, trailer=False)
     with pytest.raises(InvalidArgument):
-        decoder.feed(body)
-        decoder.end()
+        feed_all(decoder, body)
 
 
 def test_a_wrong_or_missing_chunk_signature() -> None:
