@@ -20,7 +20,9 @@ def test_a_generated_root_key_is_stored_privately_and_kept(tmp_path: Path) -> No
     store = KeyStore.open(tmp_path)
     assert store.generated_root
     root = store.root
-    assert root.root and len(root.access_key) == 20 and len(root.secret) >= 40
+    assert root.root
+    assert len(root.access_key) == 20
+    assert len(root.secret) >= 40
     assert root.secret not in repr(root)
     assert stat.S_IMODE((tmp_path / FILE_NAME).stat().st_mode) == 0o600
     store.close()
@@ -35,7 +37,7 @@ def test_root_from_the_environment_replaces_the_stored_one(tmp_path: Path) -> No
     assert (store.root.access_key, store.root.secret, store.generated_root) == (
         "ADMINKEY", "a-long-secret", False,
     )  # fmt: skip
-    assert [key.access_key for key in store.keys() if key.root] == ["ADMINKEY"]
+    assert [key.access_key for key in store.list_keys() if key.root] == ["ADMINKEY"]
     assert store.identity("ADMINKEY") == Identity("ADMINKEY", root=True)
 
 
@@ -49,7 +51,7 @@ def test_root_from_the_environment_replaces_the_stored_one(tmp_path: Path) -> No
     ],
 )
 def test_bad_root_settings_are_refused(env: dict[str, str]) -> None:
-    with pytest.raises(ValueError, match="S3LITE_ROOT|access key|secret"):
+    with pytest.raises(ValueError, match=r"S3LITE_ROOT|access key|secret"):
         root_from_env(env)
 
 

@@ -165,7 +165,7 @@ class KeyStore:
             raise InvalidArgument(f"no key {access_key!r}")
         return key
 
-    def keys(self) -> list[Key]:
+    def list_keys(self) -> list[Key]:
         return sorted(self._keys.values(), key=lambda key: (not key.root, key.created))
 
     def create_key(self, name: str = "") -> Key:
