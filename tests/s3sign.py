@@ -14,12 +14,15 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import json as jsonlib
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 from unittest import mock
 
+import aiohttp
 import attrs
+import yarl
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -154,3 +157,90 @@ def aws_chunked(
             signature = seed.sign("AWS4-HMAC-SHA256-TRAILER", previous, digest)
             out += f"x-amz-trailer-signature:{signature}\r\n".encode()
     return bytes(out + b"\r\n")
+
+
+def canonical_url(url: str) -> str:
+    """``url`` with its query encoded the way AWS signs it (every byte but
+    ``A-Za-z0-9-_.~`` as %XX), as botocore sends queries; the path is left as it is."""
+    parts = urllib.parse.urlsplit(url)
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = "&".join(
+        f"{urllib.parse.quote(name, safe='-_.~')}={urllib.parse.quote(value, safe='-_.~')}"
+        for name, value in pairs
+    )
+    return urllib.parse.urlunsplit(parts._replace(query=query))
+
+
+def sign_raw(
+    base_url: str, request: bytes, *, payload: str = UNSIGNED, credentials: Credentials = ROOT
+) -> bytes:
+    """A raw HTTP/1.1 request (for tests that write to a socket) with SigV4 headers
+    added; its ``Host`` header is replaced by the one signed for ``base_url``."""
+    head, _, body = request.partition(b"\r\n\r\n")
+    line, *lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = line.split(" ")
+    headers = {}
+    for text in lines:
+        name, _, value = text.partition(":")
+        if name.strip().lower() != "host":
+            headers[name.strip()] = value.strip()
+    signed = sign(method, base_url + path, headers, payload=payload, credentials=credentials)
+    lines = [line, *(f"{name}: {value}" for name, value in signed.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class SignedSession:
+    """An aiohttp session that signs every request with botocore: bytes bodies with
+    their SHA-256, streamed ones with UNSIGNED-PAYLOAD (or ``payload=``)."""
+
+    def __init__(self, session: aiohttp.ClientSession, credentials: Credentials = ROOT) -> None:
+        self.session = session
+        self.credentials = credentials
+
+    def request(
+        self,
+        method: str,
+        url: str | yarl.URL,
+        *,
+        data: Any = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        payload: str | None = None,
+        credentials: Credentials | None = None,
+        **options: Any,
+    ) -> Any:
+        headers = dict(headers or {})
+        if json is not None:
+            data = jsonlib.dumps(json).encode()
+            headers.setdefault("content-type", "application/json")
+        text = str(url)
+        params = options.pop("params", None)
+        if params:
+            text += ("&" if "?" in text else "?") + urllib.parse.urlencode(params)
+        text = canonical_url(text)
+        body = data if isinstance(data, bytes | bytearray) else (b"" if data is None else None)
+        signed = sign(
+            method,
+            text,
+            headers,
+            None if body is None else bytes(body),
+            payload=payload,
+            credentials=credentials or self.credentials,
+        )
+        target = yarl.URL(text, encoded=True)
+        return self.session.request(method, target, data=data, headers=signed, **options)
+
+    def get(self, url: str | yarl.URL, **options: Any) -> Any:
+        return self.request("GET", url, **options)
+
+    def put(self, url: str | yarl.URL, **options: Any) -> Any:
+        return self.request("PUT", url, **options)
+
+    def head(self, url: str | yarl.URL, **options: Any) -> Any:
+        return self.request("HEAD", url, **options)
+
+    def delete(self, url: str | yarl.URL, **options: Any) -> Any:
+        return self.request("DELETE", url, **options)
+
+    def post(self, url: str | yarl.URL, **options: Any) -> Any:
+        return self.request("POST", url, **options)
