@@ -607,8 +607,19 @@ async def test_gateway_restart_restores_ring_and_objects(
         assert (after["generation"], after["policy"]) == (before["generation"], before["policy"])
         assert after["migration"] is None
         printed = await anyio.run_process(
-            [sys.executable, "-m", "s3lite", "status", "--json", "--gateway", service.gw.url]
-            + ["--access-key", ROOT_ACCESS, "--secret-key", ROOT_SECRET]
+            [
+                sys.executable,
+                "-m",
+                "s3lite",
+                "status",
+                "--json",
+                "--gateway",
+                service.gw.url,
+                "--access-key",
+                ROOT_ACCESS,
+                "--secret-key",
+                ROOT_SECRET,
+            ]
         )
         assert ring(json.loads(printed.stdout)) == ring(before)
         assert await list_keys(http, service, "durable") == {k: len(v) for k, v in objects.items()}

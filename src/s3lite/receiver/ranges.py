@@ -11,6 +11,13 @@ import re
 from ..errors import InvalidRange
 
 _RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.IGNORECASE)
+_MAX_DIGITS = 18
+
+
+def _number(text: str) -> int:
+    """A range bound; one of more than 18 digits is past any object (and int() of
+    thousands of digits raises ValueError)."""
+    return int(text) if len(text) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
 def resolve_range(size: int, start: int | None, end: int | None) -> tuple[int, int] | None:
@@ -45,14 +52,14 @@ def parse_http_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first_text and not last_text:
         return None
     if not first_text:  # suffix: the last N bytes
-        suffix = int(last_text)
+        suffix = _number(last_text)
         if suffix == 0 or size == 0:
             raise InvalidRange(f"range {header!r} selects no byte of {size}", size=size)
         return max(0, size - suffix), size - 1
-    first = int(first_text)
-    if last_text and int(last_text) < first:
+    first = _number(first_text)
+    if last_text and _number(last_text) < first:
         return None  # syntactically invalid: ignored, as RFC 9110 asks
     if first >= size:
         raise InvalidRange(f"range {header!r} starts beyond the last byte of {size}", size=size)
-    last = int(last_text) if last_text else size - 1
+    last = _number(last_text) if last_text else size - 1
     return first, min(last, size - 1)
