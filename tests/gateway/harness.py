@@ -201,11 +201,12 @@ async def read_until_closed(stream: anyio.abc.ByteStream) -> bytes:
     return received
 
 
-async def raw_exchange(gateway: Gateway, request: bytes) -> RawResponse:
-    """Send raw bytes (a request with Connection: close) and read the whole answer."""
+async def raw_exchange(gateway: Gateway, request: bytes, *, sign: bool = True) -> RawResponse:
+    """Send raw bytes (a request with Connection: close; signed with UNSIGNED-PAYLOAD
+    unless ``sign`` is False) and read the whole answer."""
     port = int(gateway.url.rsplit(":", 1)[1])
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(sign_raw(gateway.url, request))
+        await stream.send(sign_raw(gateway.url, request) if sign else request)
         return parse_response(await read_until_closed(stream))
 
 

@@ -48,6 +48,7 @@ from ..errors import (
     InvalidAccessKeyId,
     NodeUnavailable,
     NotEnoughNodes,
+    NotImplementedYet,
 )
 from ..orchestrator import Orchestrator
 from ..receiver import Receiver
@@ -214,6 +215,8 @@ class GatewayApp(App):
                 raise AccessDenied(
                     f"this key may not read the copy source's bucket {source.bucket}"
                 )
+        if not op.implemented:
+            raise NotImplementedYet(f"{op.name} is not implemented by s3lite; nothing was changed")
 
     async def _error(
         self, request: Request, exchange: _Exchange, exc: Exception, path: str, request_id: str

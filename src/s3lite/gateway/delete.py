@@ -29,11 +29,11 @@ async def delete_object(call: Call, send: Send) -> None:
 async def delete_objects(call: Call, send: Send) -> None:
     await call.services.buckets.check(call.bucket)
     request = xml.delete_request(await call.read_body(xml.MAX_BODY))
-    deleted: list[str] = []
-    errors: list[tuple[str, str, str]] = []
+    deleted: list[tuple[int, str]] = []
+    errors: list[tuple[int, tuple[str, str, str]]] = []
     limiter = anyio.CapacityLimiter(PARALLEL_DELETES)
 
-    async def delete(key: str, version_id: str | None) -> None:
+    async def delete(index: int, key: str, version_id: str | None) -> None:
         async with limiter:
             try:
                 if version_id not in (None, "null"):
@@ -41,17 +41,15 @@ async def delete_objects(call: Call, send: Send) -> None:
                 with contextlib.suppress(NotFound):
                     await call.services.receiver.delete_object(object_key(call.bucket, key))
             except S3liteError as exc:
-                errors.append((key, entry_of(exc).code, str(exc)))
+                errors.append((index, (key, entry_of(exc).code, str(exc))))
             else:
-                deleted.append(key)
+                deleted.append((index, key))
 
     async with anyio.create_task_group() as group:
-        for key, version_id in request.objects:
-            group.start_soon(delete, key, version_id)
-    order = {key: index for index, (key, _) in enumerate(request.objects)}
-    deleted.sort(key=order.__getitem__)
-    errors.sort(key=lambda error: order[error[0]])
-    await send_xml(send, xml.delete_result([] if request.quiet else deleted, errors))
+        for index, (key, version_id) in enumerate(request.objects):
+            group.start_soon(delete, index, key, version_id)
+    shown = [] if request.quiet else [key for _, key in sorted(deleted)]
+    await send_xml(send, xml.delete_result(shown, [error for _, error in sorted(errors)]))
 
 
 HANDLERS: dict[str, Handler] = {"DeleteObject": delete_object, "DeleteObjects": delete_objects}
