@@ -99,12 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     listed = verbs.add_parser("list", help="every key and its grants")
     listed.add_argument("--json", action="store_true", help="print the raw JSON")
     delete = verbs.add_parser("delete", help="delete a key (its buckets pass to root)")
-    delete.add_argument("access_key", metavar="KEY")
+    delete.add_argument("key_id", metavar="KEY")
     for verb, text in (("allow", "grant"), ("deny", "take back")):
         grant = verbs.add_parser(
             verb, help=f"{text} read and/or write on a bucket (both if neither)"
         )
-        grant.add_argument("access_key", metavar="KEY")
+        grant.add_argument("key_id", metavar="KEY")
         grant.add_argument("bucket", metavar="BUCKET")
         grant.add_argument("--read", action="store_true")
         grant.add_argument("--write", action="store_true")
@@ -258,14 +258,14 @@ def _key(args: argparse.Namespace) -> None:
             name = "(root)" if key["root"] else key["name"]
             print(f"{key['access_key']:<22} {name:<16} {grants}")
     elif args.verb == "delete":
-        _admin(args, "DELETE", f"keys/{urllib.parse.quote(args.access_key, safe='')}")
-        print(f"deleted key {args.access_key}")
+        _admin(args, "DELETE", f"keys/{urllib.parse.quote(args.key_id, safe='')}")
+        print(f"deleted key {args.key_id}")
     else:
         payload = {"bucket": args.bucket, "read": args.read, "write": args.write}
-        quoted = urllib.parse.quote(args.access_key, safe="")
+        quoted = urllib.parse.quote(args.key_id, safe="")
         grant = _admin(args, "POST", f"keys/{quoted}/{args.verb}", payload)
         rights = [name for name in ("read", "write") if grant[name]] or ["nothing"]
-        print(f"{args.access_key} may now {' and '.join(rights)} on {args.bucket}")
+        print(f"{args.key_id} may now {' and '.join(rights)} on {args.bucket}")
 
 
 def _print_status(status: dict[str, Any], *, raw: bool) -> None:

@@ -319,7 +319,7 @@ async def test_list_v1_pages_with_marker_and_versions_say_null(
     seen: list[str] = []
     marker = ""
     for _ in range(10):
-        status, _, body = await gateway.request("GET", f"/{bucket}?max-keys=3&marker={marker}")
+        _, _, body = await gateway.request("GET", f"/{bucket}?max-keys=3&marker={marker}")
         page = ET.fromstring(body)
         seen += [c.findtext(f"{NS}Key") or "" for c in page.iter(f"{NS}Contents")]
         if page.findtext(f"{NS}IsTruncated") == "false":
