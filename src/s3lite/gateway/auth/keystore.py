@@ -68,10 +68,11 @@ class Key:
 
 
 def root_from_env(env: Mapping[str, str] = os.environ) -> tuple[str, str] | None:
-    """(access key, secret) from the environment, None if neither is set; ValueError
+    """(access key, secret) from the environment, None if neither is set (or both are
+    empty, as docker compose passes unset variables); ValueError
     if only one is, or if they break the rules (so a typo never starts a gateway with
     a generated key nobody knows)."""
-    user, password = env.get(ROOT_USER_ENV), env.get(ROOT_PASSWORD_ENV)
+    user, password = env.get(ROOT_USER_ENV) or None, env.get(ROOT_PASSWORD_ENV) or None
     if user is None and password is None:
         return None
     if not user or not password:
