@@ -191,11 +191,19 @@ def sign_raw(
 
 class SignedSession:
     """An aiohttp session that signs every request with botocore: bytes bodies with
-    their SHA-256, streamed ones with UNSIGNED-PAYLOAD (or ``payload=``)."""
+    their SHA-256, streamed ones with UNSIGNED-PAYLOAD (or ``payload=``, per request or
+    for the whole session)."""
 
-    def __init__(self, session: aiohttp.ClientSession, credentials: Credentials = ROOT) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        credentials: Credentials = ROOT,
+        *,
+        payload: str | None = None,
+    ) -> None:
         self.session = session
         self.credentials = credentials
+        self.payload = payload
 
     def request(
         self,
@@ -224,7 +232,7 @@ class SignedSession:
             text,
             headers,
             None if body is None else bytes(body),
-            payload=payload,
+            payload=payload or self.payload,
             credentials=credentials or self.credentials,
         )
         target = yarl.URL(text, encoded=True)

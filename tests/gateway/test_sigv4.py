@@ -42,17 +42,21 @@ def check(
     return sigv4.verify(claim, SECRET)
 
 
+GET_OBJECT = {
+    "host": "examplebucket.s3.amazonaws.com",
+    "range": "bytes=0-9",
+    "x-amz-content-sha256": EMPTY,
+    "x-amz-date": "20130524T000000Z",
+    "authorization": header_auth(
+        "host;range;x-amz-content-sha256;x-amz-date",
+        "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+    ),
+}
+"""AWS's GET Object example: the first 10 bytes of examplebucket/test.txt."""
+
+
 def test_aws_example_get_object() -> None:
-    headers = {
-        "host": "examplebucket.s3.amazonaws.com",
-        "range": "bytes=0-9",
-        "x-amz-content-sha256": EMPTY,
-        "x-amz-date": "20130524T000000Z",
-        "authorization": header_auth(
-            "host;range;x-amz-content-sha256;x-amz-date",
-            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
-        ),
-    }
+    headers = dict(GET_OBJECT)
     verified = check("GET", "/test.txt", "", headers)
     assert (verified.access_key, verified.payload) == (ACCESS, EMPTY)
 
@@ -122,16 +126,7 @@ def test_bad_expiries_are_refused(expires: str) -> None:
 
 
 def test_tampering_and_skew() -> None:
-    headers = {
-        "host": "examplebucket.s3.amazonaws.com",
-        "range": "bytes=0-9",
-        "x-amz-content-sha256": EMPTY,
-        "x-amz-date": "20130524T000000Z",
-        "authorization": header_auth(
-            "host;range;x-amz-content-sha256;x-amz-date",
-            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
-        ),
-    }
+    headers = dict(GET_OBJECT)
     for changed in ({"range": "bytes=0-10"}, {"host": "other"}):
         with pytest.raises(SignatureDoesNotMatch):
             check("GET", "/test.txt", "", {**headers, **changed})
