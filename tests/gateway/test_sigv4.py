@@ -240,3 +240,15 @@ def test_botocore_signatures_verify_and_wrong_secrets_do_not(
     assert claim.presigned is presign
     with pytest.raises(SignatureDoesNotMatch):
         sigv4.verify(claim, secret + "!")
+
+
+def test_a_request_without_a_payload_hash_header_is_checked_as_curl_signs_it() -> None:
+    """curl before 8 signs host and x-amz-date over the empty payload hash and sends no
+    x-amz-content-sha256: the signature is checked as made, the body taken as unsigned."""
+    headers = {"host": "h:9000", "x-amz-date": "20130524T000000Z"}
+    canonical = sigv4.canonical_request("PUT", "/b/k", "", headers, ["host", "x-amz-date"], EMPTY)
+    key = sigv4.signing_key(SECRET, "20130524", "us-east-1")
+    scope = "20130524/us-east-1/s3/aws4_request"
+    value = sigv4.signature(key, sigv4.string_to_sign("20130524T000000Z", scope, canonical))
+    headers["authorization"] = header_auth("host;x-amz-date", value)
+    assert check("PUT", "/b/k", "", headers).payload == sigv4.UNSIGNED_PAYLOAD

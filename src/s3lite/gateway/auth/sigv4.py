@@ -75,7 +75,8 @@ class Claim:
     signed_headers: tuple[str, ...]
     signature: str
     payload: str
-    """The payload hash the signature covers (hex, UNSIGNED-PAYLOAD or STREAMING-...)."""
+    """How the body is to be checked: the hex hash it must have, UNSIGNED-PAYLOAD or a
+    STREAMING-... marker (as x-amz-content-sha256 says; UNSIGNED-PAYLOAD without it)."""
     canonical_requests: tuple[str, ...]
     """The canonical request under each path encoding tried, the as-sent one first."""
     presigned: bool
@@ -192,7 +193,12 @@ def parse(
         fields = _authorization_fields(authorization)
         timestamp = headers.get("x-amz-date") or _from_http_date(headers.get("date"))
         payload = headers.get("x-amz-content-sha256", EMPTY_SHA256)
-        if payload not in PAYLOAD_MARKERS and _HEX64.fullmatch(payload) is None:
+        signed_payload = payload
+        if "x-amz-content-sha256" not in headers:
+            # curl before 8 signs the empty hash and sends no header: S3 refuses that;
+            # we check the signature as made and take the body as unsigned.
+            payload = UNSIGNED_PAYLOAD
+        elif payload not in PAYLOAD_MARKERS and _HEX64.fullmatch(payload) is None:
             raise AuthorizationHeaderMalformed(
                 "x-amz-content-sha256 must be a hex SHA-256 or one of "
                 f"{sorted(PAYLOAD_MARKERS)}, got {payload[:80]!r}"
@@ -202,7 +208,7 @@ def parse(
     elif presigned:
         fields = _presigned_fields(query)
         timestamp = _single(query, "X-Amz-Date")
-        payload = UNSIGNED_PAYLOAD
+        payload = signed_payload = UNSIGNED_PAYLOAD
         expires = _expires(_single(query, "X-Amz-Expires"))
         query_string = canonical_query(raw_query, drop=["X-Amz-Signature"])
     else:
@@ -228,7 +234,7 @@ def parse(
     _check_time(_seconds(timestamp), now, expires)
     uris = dict.fromkeys([raw_path, uri_encode(urllib.parse.unquote(raw_path), keep_slash=True)])
     canonical = tuple(
-        canonical_request(method, uri, query_string, headers, signed_headers, payload)
+        canonical_request(method, uri, query_string, headers, signed_headers, signed_payload)
         for uri in uris
     )
     return Claim(
