@@ -15,6 +15,7 @@ import pytest
 from hypothesis import settings
 
 from s3lite import LocalCluster
+from tests.s3sign import ROOT_ACCESS, ROOT_SECRET
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
@@ -29,8 +30,14 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
     """A six-node cluster with small stripe units, so that small objects use every part
-    and several stripes; fsync is off because tmp_path is throwaway."""
+    and several stripes; fsync is off because tmp_path is throwaway. Its root key is
+    the one tests/s3sign.py signs with."""
     async with LocalCluster(
-        root=tmp_path / "cluster", nodes=6, stripe_unit=4096, janitor_interval=None, fsync=False
+        root=tmp_path / "cluster",
+        nodes=6,
+        stripe_unit=4096,
+        janitor_interval=None,
+        fsync=False,
+        root_key=(ROOT_ACCESS, ROOT_SECRET),
     ) as opened:
         yield opened

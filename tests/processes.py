@@ -10,6 +10,7 @@ when a server fails to start.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import attrs
+
+from tests.s3sign import ROOT_ENV
 
 READY = re.compile(rb"listening on (http://\S+)")
 START_TIMEOUT = 30.0
@@ -64,11 +67,15 @@ async def _drain(stream: anyio.abc.ByteReceiveStream) -> None:
 
 @asynccontextmanager
 async def running(*args: str | Path, log: Path) -> AsyncIterator[Server]:
-    """Run ``python -m s3lite ARGS`` until the block ends."""
+    """Run ``python -m s3lite ARGS`` until the block ends; a gateway gets the test root
+    key (tests/s3sign.py) from the environment."""
     command = [sys.executable, "-m", "s3lite", *map(str, args)]
+    env = {**os.environ, **ROOT_ENV}
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as log_file:  # noqa: ASYNC230 - a local log file, opened once
-        process = await anyio.open_process(command, stdout=subprocess.PIPE, stderr=log_file)
+        process = await anyio.open_process(
+            command, stdout=subprocess.PIPE, stderr=log_file, env=env
+        )
     server = None
     try:
         assert process.stdout is not None

@@ -32,6 +32,7 @@ import psutil
 import pytest
 import yarl
 
+from tests.s3sign import SignedSession
 from tests.test_service import NODES, Service, running_service
 
 MiB = 1 << 20
@@ -141,7 +142,8 @@ async def test_large_object_streams_through_the_gateway_in_bounded_memory(
 ) -> None:
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
     gateway = psutil.Process(service.gw.process.pid)
-    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as http:
+    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        http = SignedSession(session)  # the body streams: UNSIGNED-PAYLOAD
         async with http.put(f"{service.gw.url}/large") as response:
             assert response.status == 200, await response.text()
         url = yarl.URL(f"{service.gw.url}/large/object.bin")

@@ -34,6 +34,7 @@ import yarl
 from multidict import CIMultiDict
 
 from tests.processes import Server, running
+from tests.s3sign import ROOT_ACCESS, ROOT_ENV, ROOT_SECRET, SignedSession, sign_raw
 
 pytestmark = pytest.mark.anyio
 
@@ -135,10 +136,11 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
+async def http() -> AsyncIterator[SignedSession]:
+    """Requests signed with the root key the gateway processes get (tests/processes.py)."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
     async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
-        yield session
+        yield SignedSession(session)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ def md5(data: bytes) -> str:
 
 
 async def put_object(
-    http: aiohttp.ClientSession, url: yarl.URL, data: bytes, *, chunked: bool = False
+    http: SignedSession, url: yarl.URL, data: bytes, *, chunked: bool = False
 ) -> aiohttp.ClientResponse:
     body: Any = io.BytesIO(data)  # sized: sent with a Content-Length
     if chunked:
@@ -168,20 +170,20 @@ async def put_object(
         return response
 
 
-async def put_ok(http: aiohttp.ClientSession, url: yarl.URL, data: bytes) -> None:
+async def put_ok(http: SignedSession, url: yarl.URL, data: bytes) -> None:
     response = await put_object(http, url, data)
     assert response.status == 200, (url, response.status)
     assert response.headers["etag"] == f'"{md5(data)}"'
 
 
 async def get(
-    http: aiohttp.ClientSession, url: yarl.URL | str, headers: dict[str, str] | None = None
+    http: SignedSession, url: yarl.URL | str, headers: dict[str, str] | None = None
 ) -> tuple[int, CIMultiDict[str], bytes]:
     async with http.get(url, headers=headers) as response:
         return response.status, response.headers.copy(), await response.read()
 
 
-async def head_status(http: aiohttp.ClientSession, url: yarl.URL) -> int:
+async def head_status(http: SignedSession, url: yarl.URL) -> int:
     async with http.head(url) as response:
         return response.status
 
@@ -195,7 +197,7 @@ async def raw_head(url: yarl.URL) -> tuple[int, list[tuple[str, str]]]:
     request = f"HEAD {url.raw_path_qs} HTTP/1.1\r\nHost: {url.host}\r\nConnection: close\r\n\r\n"
     received = b""
     async with await anyio.connect_tcp(url.host, url.port) as stream:
-        await stream.send(request.encode())
+        await stream.send(sign_raw(f"http://{url.host}:{url.port}", request.encode()))
         with contextlib.suppress(anyio.EndOfStream):
             while b"\r\n\r\n" not in received:
                 received += await stream.receive()
@@ -204,28 +206,30 @@ async def raw_head(url: yarl.URL) -> tuple[int, list[tuple[str, str]]]:
     return int(status_line.split()[1]), headers
 
 
-async def get_json(http: aiohttp.ClientSession, url: str) -> Any:
+async def get_json(http: SignedSession, url: str) -> Any:
     async with http.get(url) as response:
         assert response.status == 200, (url, response.status, await response.text())
         return await response.json()
 
 
-async def status(http: aiohttp.ClientSession, service: Service) -> dict[str, Any]:
+async def status(http: SignedSession, service: Service) -> dict[str, Any]:
     result: dict[str, Any] = await get_json(http, f"{service.gw.url}/_admin/status")
     return result
 
 
-async def create_bucket(http: aiohttp.ClientSession, service: Service, bucket: str) -> None:
+async def create_bucket(http: SignedSession, service: Service, bucket: str) -> None:
     async with http.put(service.url(bucket)) as response:
         assert response.status == 200, await response.text()
 
 
-async def list_keys(http: aiohttp.ClientSession, service: Service, bucket: str) -> dict[str, int]:
+async def list_keys(http: SignedSession, service: Service, bucket: str) -> dict[str, int]:
     """Every key of ``bucket`` with its size (following continuation tokens)."""
     found: dict[str, int] = {}
     token = None
     while True:
-        query = {} if token is None else {"continuation-token": token}
+        query = (
+            {"list-type": "2"} if token is None else {"list-type": "2", "continuation-token": token}
+        )
         url = service.url(bucket).with_query(query)
         status_code, _, body = await get(http, url)
         assert status_code == 200, body
@@ -240,7 +244,7 @@ async def list_keys(http: aiohttp.ClientSession, service: Service, bucket: str) 
 
 
 async def upload_all(
-    http: aiohttp.ClientSession, service: Service, bucket: str, objects: dict[str, bytes]
+    http: SignedSession, service: Service, bucket: str, objects: dict[str, bytes]
 ) -> None:
     limiter = anyio.CapacityLimiter(8)
 
@@ -254,7 +258,7 @@ async def upload_all(
 
 
 async def assert_all_readable(
-    http: aiohttp.ClientSession, service: Service, bucket: str, objects: dict[str, bytes]
+    http: SignedSession, service: Service, bucket: str, objects: dict[str, bytes]
 ) -> None:
     """Every object reads back byte-exact, with its ETag."""
     limiter = anyio.CapacityLimiter(8)
@@ -272,7 +276,7 @@ async def assert_all_readable(
             group.start_soon(one, key, data)
 
 
-async def wait_idle(http: aiohttp.ClientSession, service: Service) -> None:
+async def wait_idle(http: SignedSession, service: Service) -> None:
     """Return once the gateway, then every live node, serves no other request."""
     await get_json(http, f"{service.gw.url}/_admin/idle")
     for node in service.nodes:
@@ -319,7 +323,7 @@ OBJECT_SIZES = {
 
 
 async def test_objects_round_trip_byte_exact_with_ranges(
-    service: Service, http: aiohttp.ClientSession
+    service: Service, http: SignedSession
 ) -> None:
     with anyio.fail_after(TEST_TIMEOUT):
         await create_bucket(http, service, "objects")
@@ -381,7 +385,7 @@ async def test_objects_round_trip_byte_exact_with_ranges(
 
 
 async def test_head_of_an_object_has_one_content_length(
-    service: Service, http: aiohttp.ClientSession
+    service: Service, http: SignedSession
 ) -> None:
     """A HEAD says what a GET would send, once. (At e2f4fcf the gateway sent the size and
     then "0" - gateway.py:269 with asgi.py:119 - and aiohttp refused the response.)"""
@@ -407,9 +411,7 @@ CLIENT_KEYS = 6
 MIN_CLIENT_OPS = 10
 
 
-async def test_join_over_the_network_under_traffic(
-    service: Service, http: aiohttp.ClientSession
-) -> None:
+async def test_join_over_the_network_under_traffic(service: Service, http: SignedSession) -> None:
     rng = random.Random(7)
     with anyio.fail_after(TEST_TIMEOUT):
         await create_bucket(http, service, "joins")
@@ -451,7 +453,7 @@ async def test_join_over_the_network_under_traffic(
             joining.set()
             command = [sys.executable, "-m", "s3lite", "join"]
             command += ["--gateway", service.gw.url, "--node", new_node.url]
-            result = await anyio.run_process(command, check=False)
+            result = await anyio.run_process(command, check=False, env={**os.environ, **ROOT_ENV})
             joined.set()
             assert result.returncode == 0, result.stderr.decode()
             assert b"joined" in result.stdout
@@ -493,9 +495,7 @@ KILL_AFTER = 40 * MiB
 socket: the gateway is then streaming a part to every node (six nodes, six parts)."""
 
 
-async def put_killing(
-    http: aiohttp.ClientSession, url: yarl.URL, victim: Server
-) -> tuple[int, bytes]:
+async def put_killing(http: SignedSession, url: yarl.URL, victim: Server) -> tuple[int, bytes]:
     """PUT KILL_BODY bytes to ``url``, SIGKILLing ``victim`` part-way; the response."""
     block = os.urandom(MiB)
     killed = anyio.Event()
@@ -515,7 +515,7 @@ async def put_killing(
     return code, error
 
 
-async def test_node_killed_mid_upload(service: Service, http: aiohttp.ClientSession) -> None:
+async def test_node_killed_mid_upload(service: Service, http: SignedSession) -> None:
     with anyio.fail_after(TEST_TIMEOUT):
         await create_bucket(http, service, "crash")
         earlier = {f"earlier/{n}": payload(f"e{n}", n * 150_001) for n in range(8)}
@@ -561,7 +561,7 @@ async def test_node_killed_mid_upload(service: Service, http: aiohttp.ClientSess
 
 
 async def test_node_killed_mid_upload_is_a_503_naming_the_node(
-    service: Service, http: aiohttp.ClientSession
+    service: Service, http: SignedSession
 ) -> None:
     with anyio.fail_after(TEST_TIMEOUT):
         await create_bucket(http, service, "crash")
@@ -578,7 +578,7 @@ async def test_node_killed_mid_upload_is_a_503_naming_the_node(
 
 
 async def test_gateway_restart_restores_ring_and_objects(
-    service: Service, http: aiohttp.ClientSession
+    service: Service, http: SignedSession
 ) -> None:
     with anyio.fail_after(TEST_TIMEOUT):
         await create_bucket(http, service, "durable")
@@ -607,7 +607,19 @@ async def test_gateway_restart_restores_ring_and_objects(
         assert (after["generation"], after["policy"]) == (before["generation"], before["policy"])
         assert after["migration"] is None
         printed = await anyio.run_process(
-            [sys.executable, "-m", "s3lite", "status", "--json", "--gateway", service.gw.url]
+            [
+                sys.executable,
+                "-m",
+                "s3lite",
+                "status",
+                "--json",
+                "--gateway",
+                service.gw.url,
+                "--access-key",
+                ROOT_ACCESS,
+                "--secret-key",
+                ROOT_SECRET,
+            ]
         )
         assert ring(json.loads(printed.stdout)) == ring(before)
         assert await list_keys(http, service, "durable") == {k: len(v) for k, v in objects.items()}
@@ -644,14 +656,14 @@ class Snapshot:
     usage: list[dict[str, int]]
 
 
-async def snapshot(http: aiohttp.ClientSession, service: Service) -> Snapshot:
+async def snapshot(http: SignedSession, service: Service) -> Snapshot:
     await wait_idle(http, service)
     usage = [(await get_json(http, f"{n.url}/v1/usage"))["sectors"] for n in service.nodes]
     return Snapshot([part_files(d) for d in service.node_dirs], usage)
 
 
 async def abandon_upload(
-    http: aiohttp.ClientSession, service: Service, key: str, *, declared: bool
+    http: SignedSession, service: Service, key: str, *, declared: bool
 ) -> None:
     """Send the request head and half the body over a raw socket, check the gateway is
     serving it, then close the connection."""
@@ -668,7 +680,7 @@ async def abandon_upload(
     if not declared:
         block = f"{len(block):x}\r\n".encode() + block + b"\r\n"
     async with await anyio.connect_tcp(gateway.host, gateway.port) as stream:
-        await stream.send(head.encode())
+        await stream.send(sign_raw(str(gateway), head.encode()))
         for _ in range(HALF_SENT // MiB):
             await stream.send(block)
         assert (await status(http, service))["requests_in_flight"] == 1
@@ -676,7 +688,7 @@ async def abandon_upload(
 
 
 async def abandon_uploads(
-    http: aiohttp.ClientSession, service: Service
+    http: SignedSession, service: Service
 ) -> tuple[dict[str, bytes], Snapshot]:
     """Store a few objects, snapshot the nodes, then abandon the ABANDONED uploads and
     wait until the gateway and every node are idle. Returns the kept objects and the
@@ -693,7 +705,7 @@ async def abandon_uploads(
 
 
 async def test_client_disconnect_mid_body_leaves_no_object(
-    service: Service, http: aiohttp.ClientSession
+    service: Service, http: SignedSession
 ) -> None:
     with anyio.fail_after(TEST_TIMEOUT):
         kept, _ = await abandon_uploads(http, service)
@@ -707,7 +719,7 @@ async def test_client_disconnect_mid_body_leaves_no_object(
 
 
 async def test_client_disconnect_mid_body_leaves_no_part_file(
-    service: Service, http: aiohttp.ClientSession
+    service: Service, http: SignedSession
 ) -> None:
     with anyio.fail_after(TEST_TIMEOUT):
         _, before = await abandon_uploads(http, service)

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 MAX_JSON_BODY = 1 << 20
 """Largest control request body (JSON) a server reads into memory."""
+MAX_LENGTH_DIGITS = 18
+"""Digits a length header may have: more is beyond any size, and int() of thousands of
+digits is slow or refused outright."""
 
 
 class ClientDisconnected(Exception):
@@ -53,6 +56,10 @@ class Request:
     headers: Mapping[str, str]
     """Lower-cased names; repeated headers joined with ', '."""
     receive: Receive
+    raw_path: str = "/"
+    """The path as sent (still percent-encoded): what a SigV4 signature covers."""
+    raw_query: str = ""
+    """The query string as sent."""
 
     @classmethod
     def of(cls, scope: Scope, receive: Receive) -> Request:
@@ -76,7 +83,16 @@ class Request:
         for raw_name, raw_value in scope.get("headers", ()):
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return cls(scope["method"], segments, query, headers, receive)
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        return cls(
+            scope["method"],
+            segments,
+            query,
+            headers,
+            receive,
+            raw_path.decode("latin-1"),
+            raw_query,
+        )
 
     @property
     def declared_length(self) -> int | None:
@@ -84,8 +100,8 @@ class Request:
         value = self.headers.get("content-length")
         if value is None:
             return None
-        if not (value.isascii() and value.isdigit()):
-            raise BadRequest(f"Content-Length must be a number of bytes, got {value!r}")
+        if not (value.isascii() and value.isdigit() and len(value) <= MAX_LENGTH_DIGITS):
+            raise BadRequest(f"Content-Length must be a number of bytes, got {value[:40]!r}")
         return int(value)
 
     async def body(self) -> AsyncIterator[bytes]:
@@ -190,20 +206,20 @@ class InFlight:
     def __init__(self) -> None:
         self.count = 0
         self._idle = anyio.Event()
-        self._idle.set()
+        """Set (and replaced) each time a request leaves."""
 
     def enter(self) -> None:
         self.count += 1
-        self._idle = anyio.Event() if self.count == 1 else self._idle
 
     def leave(self) -> None:
         self.count -= 1
-        if not self.count:
-            self._idle.set()
+        self._idle.set()
+        self._idle = anyio.Event()
 
-    async def wait_idle(self) -> None:
-        """Return once no request (other than the caller's, if not counted) is served."""
-        while self.count:
+    async def wait_idle(self, own: int = 0) -> None:
+        """Return once no request is served but the caller's ``own`` (0 if the caller's
+        request is not counted, 1 if it is)."""
+        while self.count > own:
             await self._idle.wait()
 
 
@@ -212,10 +228,10 @@ class App:
 
     Subclasses implement :meth:`handle`, and :meth:`reject` for requests whose path
     cannot even be decoded. ``GET`` on :attr:`idle_route` returns once no other
-    request is in flight.
+    request is in flight (None: no such route; the gateway has its own, behind auth).
     """
 
-    idle_route: tuple[str, ...] = ("idle",)
+    idle_route: tuple[str, ...] | None = ("idle",)
 
     def __init__(self) -> None:
         self.in_flight = InFlight()

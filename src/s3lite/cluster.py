@@ -5,6 +5,7 @@ transport, with their state in one directory::
 
     topology.json       the ring, nodes and any migration (orchestrator)
     manifests.sqlite3   buckets, keys, uploads and parts (receiver)
+    keys.sqlite3        access keys, grants and bucket owners (gateway; mode 0600)
 
 :class:`LocalCluster` is the embedded default: the same, plus its storage nodes in
 this process (in-memory transport), under ``root``::
@@ -30,6 +31,7 @@ from typing import Self
 
 import anyio
 
+from .gateway.auth.keystore import KeyStore
 from .orchestrator import Orchestrator, Topology, TopologyFile
 from .receiver import Janitor, Receiver, SqliteManifestStore
 from .receiver.buckets import Buckets
@@ -51,7 +53,9 @@ class Cluster:
     the nodes its topology lists. ``policy`` is the join policy of a new cluster
     ("fill", "half", "ketama"). The janitor runs at open and then every
     ``janitor_interval`` seconds (None: only at open and when called). ``fsync=False``
-    trades durability across power cuts (not process crashes) for speed.
+    trades durability across power cuts (not process crashes) for speed. ``root`` is
+    the gateway's root key (access key id, secret); None keeps the stored one or
+    generates one (``cluster.keys.generated_root`` then says so).
     """
 
     def __init__(
@@ -65,8 +69,11 @@ class Cluster:
         pending_ttl: float = DEFAULT_PENDING_TTL,
         janitor_interval: float | None = DEFAULT_JANITOR_INTERVAL,
         fsync: bool = True,
+        root: tuple[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self._root = root
+        self._keys: KeyStore | None = None
         self.transport = transport
         self._addresses = list(addresses)
         self._policy = policy
@@ -98,6 +105,13 @@ class Cluster:
     @property
     def buckets(self) -> Buckets:
         return self._parts()[3]
+
+    @property
+    def keys(self) -> KeyStore:
+        """The gateway's access keys, grants and bucket owners."""
+        self._parts()
+        assert self._keys is not None
+        return self._keys
 
     async def __aenter__(self) -> Self:
         try:
@@ -136,7 +150,11 @@ class Cluster:
             pending_ttl=self._pending_ttl,
             in_flight=receiver.uploads_in_flight,
         )
-        self._opened = (orchestrator, receiver, janitor, Buckets(manifests))
+        buckets = Buckets(manifests)
+        self._keys = KeyStore.open(self.data_dir, root=self._root)
+        self._stack.callback(self._keys.close)
+        self._keys.adopt(bucket.name for bucket in await buckets.list())
+        self._opened = (orchestrator, receiver, janitor, buckets)
         await orchestrator.open(addresses)
         await orchestrator.resume()
         # Nothing is being uploaded yet, so every pending upload is a crash's leftover.
@@ -182,6 +200,7 @@ class LocalCluster(Cluster):
         pending_ttl: float = DEFAULT_PENDING_TTL,
         janitor_interval: float | None = DEFAULT_JANITOR_INTERVAL,
         fsync: bool = True,
+        root_key: tuple[str, str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.transport: MemoryTransport = MemoryTransport()
@@ -193,6 +212,7 @@ class LocalCluster(Cluster):
             pending_ttl=pending_ttl,
             janitor_interval=janitor_interval,
             fsync=fsync,
+            root=root_key,
         )
         self._initial_nodes = nodes
         self.nodes: dict[str, StorageNode] = {}

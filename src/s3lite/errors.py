@@ -278,3 +278,7 @@ class InvalidRequest(S3liteError):
 
 class InvalidStorageClass(InvalidArgument):
     """A storage class other than STANDARD or REDUCED_REDUNDANCY."""
+
+
+class KeyTooLong(InvalidKey):
+    """An object key longer than S3's 1,024 bytes of UTF-8."""

@@ -1,0 +1,243 @@
+"""The gateway's ASGI app: every request is authenticated, routed, allowed, dispatched
+and logged, in that order, and every error goes through the one table (errors.py).
+
+1. A request id (16 hex characters) is made; it is sent as ``x-amz-request-id`` on
+   every response and as the RequestId of an error body.
+2. Authentication: SigV4 in the Authorization header or a presigned query; no
+   credentials at all is AccessDenied, an unknown key InvalidAccessKeyId.
+3. Routing (router.py): one Operation, or an error; nothing falls through.
+4. Permission (auth/policy.py): the key's rights on the bucket (and on the copy
+   source's bucket).
+5. Dispatch to the operation's handler; an operation without one is answered 501
+   NotImplemented and changes nothing.
+6. One log line at info level: request id, access key id, method, path, operation,
+   status, bytes in and out, duration. Never a query string (a presigned URL's carries
+   its signature), a header value or a secret.
+
+An error answered before the request body was read to its end closes the connection
+(``Connection: close``): with ``Expect: 100-continue`` the client never sends the body
+(uvicorn sends 100 Continue only when the app first reads it), and without it the
+rest of the body would have to be read and thrown away, so in both cases the next
+request on a reused connection would be read from the middle of this one's body.
+
+Keys in the path are percent-decoded once, so any UTF-8 works, including ``/``, spaces
+and ``%``; they never touch the filesystem.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from ..asgi import (
+    App,
+    BadRequest,
+    Message,
+    Request,
+    ResponseAborted,
+    Scope,
+    Send,
+    send_bytes,
+    send_head,
+    send_json,
+)
+from ..errors import (
+    AccessDenied,
+    InvalidAccessKeyId,
+    NodeUnavailable,
+    NotEnoughNodes,
+    NotImplementedYet,
+)
+from ..orchestrator import Orchestrator
+from ..receiver import Receiver
+from ..receiver.buckets import Buckets
+from . import admin, bucket, delete, get, put, xml
+from . import list as listing
+from .auth import sigv4
+from .auth.keystore import KeyStore
+from .auth.policy import NOBODY, Identity, allowed
+from .call import Call, Handler, Services
+from .errors import entry_of, is_known
+from .router import ADMIN_PREFIX, Access, Operation, route
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BODY_IDLE_TIMEOUT = 60.0
+
+HANDLERS: dict[str, Handler] = {
+    **bucket.HANDLERS,
+    **get.HANDLERS,
+    **put.HANDLERS,
+    **delete.HANDLERS,
+    **listing.HANDLERS,
+    **admin.HANDLERS,
+}
+"""One handler per implemented operation (router.IMPLEMENTED; a test checks they agree)."""
+
+
+class _Exchange:
+    """What the log line and the error path need to know about one exchange: status
+    and bytes each way, whether the response has started and the body was read."""
+
+    def __init__(self, request: Request, send: Send, request_id: str) -> None:
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = False
+        self.body_done = not _has_body(request)
+        self._send = send
+        self._receive = request.receive
+        self._id = request_id.encode()
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.bytes_in += len(message.get("body", b""))
+            self.body_done = not message.get("more_body", False)
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = int(message["status"])
+            headers = [*message.get("headers", []), (b"x-amz-request-id", self._id)]
+            message = {**message, "headers": headers}
+        elif message["type"] == "http.response.body":
+            self.bytes_out += len(message.get("body", b""))
+        await self._send(message)
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return "chunked" in request.headers.get("transfer-encoding", "") or (
+        length is not None and length.strip("0") != ""
+    )
+
+
+class GatewayApp(App):
+    """ASGI application: the S3 API of one cluster, and its admin API."""
+
+    idle_route = None  # /_admin/idle is an admin route, behind the root key
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        buckets: Buckets,
+        orchestrator: Orchestrator,
+        keys: KeyStore,
+        *,
+        body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT,
+        domain: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.services = Services(
+            receiver, buckets, orchestrator, keys, self.in_flight, body_idle_timeout
+        )
+        self.domain = domain
+        self.clock = clock
+
+    async def reject(self, scope: Scope, send: Send, error: BadRequest) -> None:
+        request_id = uuid.uuid4().hex[:16]
+        body = xml.error("InvalidURI", str(error), scope.get("path", "/"), request_id)
+        headers = [("content-type", "application/xml"), ("x-amz-request-id", request_id)]
+        await send_bytes(send, 400, body, headers)
+
+    async def handle(self, request: Request, send: Send) -> None:
+        request_id = uuid.uuid4().hex[:16]
+        started = time.monotonic()
+        exchange = _Exchange(request, send, request_id)
+        request = Request(
+            request.method,
+            request.segments,
+            request.query,
+            request.headers,
+            exchange.receive,
+            request.raw_path,
+            request.raw_query,
+        )
+        path = "/" + "/".join(request.segments)
+        access_key = "-"
+        operation = "-"
+        try:
+            identity, verified = self._authenticate(request)
+            access_key = identity.access_key
+            op = route(request.method, path, request.query, request.headers, domain=self.domain)
+            operation = op.name
+            self._admit(identity, op)
+            call = Call(request, op, identity, verified, request_id, self.services)
+            await HANDLERS[op.name](call, exchange.send)
+        except ResponseAborted:
+            raise
+        except Exception as exc:
+            if exchange.started:
+                raise ResponseAborted(f"failed after the response started: {exc}") from exc
+            await self._error(request, exchange, exc, path, request_id)
+        finally:
+            log.info(
+                "%s key=%s %s %s %s %d in=%d out=%d %.1fms",
+                request_id,
+                access_key,
+                request.method,
+                path,
+                operation,
+                exchange.status,
+                exchange.bytes_in,
+                exchange.bytes_out,
+                (time.monotonic() - started) * 1000,
+            )
+
+    def _authenticate(self, request: Request) -> tuple[Identity, sigv4.Verified]:
+        claim = sigv4.parse(
+            request.method, request.raw_path, request.raw_query, request.headers, now=self.clock()
+        )
+        if claim is None:
+            raise AccessDenied("the request carries no credentials: sign it with AWS SigV4")
+        keys = self.services.keys
+        secret = keys.secret(claim.access_key)
+        if secret is None:
+            raise InvalidAccessKeyId(f"the access key id {claim.access_key[:128]!r} does not exist")
+        return keys.identity(claim.access_key), sigv4.verify(claim, secret)
+
+    def _admit(self, identity: Identity, op: Operation) -> None:
+        """AccessDenied unless the key may do ``op``; then NotImplemented if s3lite
+        has no handler for it (so an unknown key learns nothing more)."""
+        keys = self.services.keys
+        rights = keys.rights(identity.access_key, op.bucket) if op.bucket else NOBODY
+        if not allowed(identity, op.access, rights):
+            raise AccessDenied(f"this key may not {op.access.value} {op.bucket or ''}".rstrip())
+        source = op.copy_source
+        if source is not None:
+            source_rights = keys.rights(identity.access_key, source.bucket)
+            if not allowed(identity, Access.READ, source_rights):
+                raise AccessDenied(
+                    f"this key may not read the copy source's bucket {source.bucket}"
+                )
+        if not op.implemented:
+            raise NotImplementedYet(f"{op.name} is not implemented by s3lite; nothing was changed")
+
+    async def _error(
+        self, request: Request, exchange: _Exchange, exc: Exception, path: str, request_id: str
+    ) -> None:
+        entry = entry_of(exc)
+        message = str(exc)
+        if not is_known(exc):
+            log.exception("%s %s %s failed", request_id, request.method, path)
+            message = f"internal error; the gateway's log has the details under {request_id}"
+        elif isinstance(exc, NodeUnavailable | NotEnoughNodes):
+            log.warning("%s %s %s: %s", request_id, request.method, path, exc)
+        headers = entry.headers(exc)
+        if not exchange.body_done and ("connection", "close") not in headers:
+            headers = [*headers, ("connection", "close")]
+        send = exchange.send
+        if request.segments[0] == ADMIN_PREFIX:
+            error = {"error": type(exc).__name__, "message": message}
+            await send_json(send, entry.status, error, headers)
+        elif entry.status == 304:
+            await send_head(send, 304, headers)
+        else:
+            body = xml.error(entry.code, message, path, request_id)
+            headers = [("content-type", "application/xml"), *headers]
+            await send_bytes(send, entry.status, body, headers, head=request.method == "HEAD")

@@ -1,0 +1,302 @@
+"""S3's XML: the bodies the gateway writes (errors, listings, results) and the ones it
+reads (DeleteObjects, CreateBucketConfiguration), read safely.
+
+Reading: a request body is parsed only up to a size limit, with expat, and a document
+that declares a DTD or an entity is refused (no entity expansion, no external
+references: the billion-laughs and XXE attacks need one or the other). Namespaces are
+dropped: S3 clients send the 2006-03-01 namespace or none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from typing import NoReturn
+from xml.parsers import expat
+from xml.sax.saxutils import escape
+
+import attrs
+
+from ..errors import MalformedXML
+from ..receiver.buckets import Bucket
+from ..receiver.manifest import ObjectInfo
+
+NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
+_PROLOG = '<?xml version="1.0" encoding="UTF-8"?>\n'
+MAX_DELETE_KEYS = 1000
+MAX_BODY = 2 << 20
+"""Largest XML request body read (a Delete of 1,000 keys of 1,024 bytes fits)."""
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def text(value: object) -> str:
+    """Escaped character data; characters XML 1.0 cannot hold become U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", str(value)))
+
+
+def key_text(key: str, encoding: str | None) -> str:
+    """A key as a listing shows it: URL-encoded with ``encoding-type=url`` (what S3
+    clients ask for, since keys may hold characters XML cannot), else escaped, with
+    characters XML 1.0 cannot hold as numeric references (as S3 does)."""
+    if encoding == "url":
+        return urllib.parse.quote_plus(key, safe="/")
+    return _NOT_XML.sub(lambda match: f"&#x{ord(match[0]):x};", escape(key))
+
+
+def _tag(name: str, value: object) -> str:
+    return f"<{name}>{text(value)}</{name}>"
+
+
+def _document(root: str, body: str) -> bytes:
+    return f'{_PROLOG}<{root} xmlns="{NAMESPACE}">{body}</{root}>'.encode()
+
+
+def iso8601(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def owner(owner_id: str) -> str:
+    return f"<Owner>{_tag('ID', owner_id)}{_tag('DisplayName', owner_id)}</Owner>"
+
+
+def error(code: str, message: str, resource: str, request_id: str) -> bytes:
+    return (
+        _PROLOG
+        + "<Error>"
+        + _tag("Code", code)
+        + _tag("Message", message)
+        + _tag("Resource", resource)
+        + _tag("RequestId", request_id)
+        + "</Error>"
+    ).encode()
+
+
+def bucket_list(
+    buckets: Iterable[Bucket], owner_id: str, *, next_token: str | None, prefix: str | None
+) -> bytes:
+    """ListAllMyBucketsResult; ``next_token`` continues a page cut by max-buckets."""
+    entries = "".join(
+        "<Bucket>" + _tag("Name", b.name) + _tag("CreationDate", iso8601(b.created)) + "</Bucket>"
+        for b in buckets
+    )
+    extra = (_tag("ContinuationToken", next_token) if next_token else "") + (
+        _tag("Prefix", prefix) if prefix is not None else ""
+    )
+    return _document(
+        "ListAllMyBucketsResult", owner(owner_id) + f"<Buckets>{entries}</Buckets>" + extra
+    )
+
+
+@attrs.frozen
+class Listing:
+    """One page of a bucket listing, keys without the bucket prefix, as the list
+    handlers render it (v1, v2 and versions)."""
+
+    bucket: str
+    prefix: str
+    objects: Sequence[ObjectInfo]
+    common_prefixes: Sequence[str]
+    max_keys: int
+    truncated: bool
+    delimiter: str | None
+    encoding: str | None
+    owner_id: str
+
+
+def _contents(
+    page: Listing, *, with_owner: bool, element: str = "Contents", extra: str = ""
+) -> str:
+    return "".join(
+        f"<{element}>"
+        + f"<Key>{key_text(info.key, page.encoding)}</Key>"
+        + extra
+        + _tag("LastModified", iso8601(info.last_modified))
+        + _tag("ETag", f'"{info.etag}"')
+        + _tag("Size", info.size)
+        + _tag("StorageClass", "STANDARD")
+        + (owner(page.owner_id) if with_owner else "")
+        + f"</{element}>"
+        for info in page.objects
+    )
+
+
+def _common(page: Listing) -> str:
+    head = [_tag("Name", page.bucket), f"<Prefix>{key_text(page.prefix, page.encoding)}</Prefix>"]
+    if page.delimiter:
+        head.append(f"<Delimiter>{key_text(page.delimiter, page.encoding)}</Delimiter>")
+    head += [_tag("MaxKeys", page.max_keys), _tag("IsTruncated", _bool(page.truncated))]
+    if page.encoding:
+        head.append(_tag("EncodingType", page.encoding))
+    return "".join(head)
+
+
+def _prefixes(page: Listing) -> str:
+    return "".join(
+        f"<CommonPrefixes><Prefix>{key_text(p, page.encoding)}</Prefix></CommonPrefixes>"
+        for p in page.common_prefixes
+    )
+
+
+def object_list_v2(
+    page: Listing,
+    *,
+    start_after: str,
+    continuation: str | None,
+    next_continuation: str | None,
+    fetch_owner: bool,
+) -> bytes:
+    """A ListObjectsV2 result."""
+    parts = [_common(page), _tag("KeyCount", len(page.objects) + len(page.common_prefixes))]
+    if start_after:
+        parts.append(f"<StartAfter>{key_text(start_after, page.encoding)}</StartAfter>")
+    if continuation:
+        parts.append(_tag("ContinuationToken", continuation))
+    if next_continuation:
+        parts.append(_tag("NextContinuationToken", next_continuation))
+    body = "".join(parts) + _contents(page, with_owner=fetch_owner) + _prefixes(page)
+    return _document("ListBucketResult", body)
+
+
+def object_list_v1(page: Listing, *, marker: str, next_marker: str | None) -> bytes:
+    """A ListObjects (v1) result. NextMarker is sent whenever the page is truncated
+    (S3 sends it only with a delimiter, and clients then use the last key, which is
+    the same thing)."""
+    parts = [_common(page), f"<Marker>{key_text(marker, page.encoding)}</Marker>"]
+    if next_marker is not None:
+        parts.append(f"<NextMarker>{key_text(next_marker, page.encoding)}</NextMarker>")
+    body = "".join(parts) + _contents(page, with_owner=True) + _prefixes(page)
+    return _document("ListBucketResult", body)
+
+
+def versions_list(page: Listing, *, key_marker: str, next_key_marker: str | None) -> bytes:
+    """A ListObjectVersions result for an unversioned bucket: every object is its only
+    version, ``null``, and the latest."""
+    parts = [
+        _common(page),
+        f"<KeyMarker>{key_text(key_marker, page.encoding)}</KeyMarker>",
+        "<VersionIdMarker></VersionIdMarker>",
+    ]
+    if next_key_marker is not None:
+        parts.append(f"<NextKeyMarker>{key_text(next_key_marker, page.encoding)}</NextKeyMarker>")
+        parts.append("<NextVersionIdMarker>null</NextVersionIdMarker>")
+    extra = "<VersionId>null</VersionId><IsLatest>true</IsLatest>"
+    versions = _contents(page, with_owner=True, element="Version", extra=extra)
+    return _document("ListVersionsResult", "".join(parts) + versions + _prefixes(page))
+
+
+def delete_result(deleted: Iterable[str], errors: Iterable[tuple[str, str, str]]) -> bytes:
+    """A DeleteObjects result: the keys deleted (none when Quiet) and (key, code,
+    message) for each key that was not."""
+    body = "".join(f"<Deleted>{_tag('Key', key)}</Deleted>" for key in deleted)
+    body += "".join(
+        f"<Error>{_tag('Key', key)}{_tag('Code', code)}{_tag('Message', message)}</Error>"
+        for key, code, message in errors
+    )
+    return _document("DeleteResult", body)
+
+
+def location() -> bytes:
+    """GetBucketLocation: empty, which means us-east-1 (every region is accepted)."""
+    return _document("LocationConstraint", "")
+
+
+def versioning() -> bytes:
+    """GetBucketVersioning of a bucket whose versioning was never enabled."""
+    return _document("VersioningConfiguration", "")
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Element:
+    tag: str
+    text: str
+    children: tuple[Element, ...]
+
+    def find(self, tag: str) -> Element | None:
+        return next((child for child in self.children if child.tag == tag), None)
+
+    def findall(self, tag: str) -> list[Element]:
+        return [child for child in self.children if child.tag == tag]
+
+
+def parse(body: bytes, *, limit: int = MAX_BODY) -> Element:
+    """The document's root element; MalformedXML if it is not well-formed XML, is over
+    ``limit`` bytes, or declares a DTD or an entity."""
+    if len(body) > limit:
+        raise MalformedXML(f"an XML body is at most {limit} bytes")
+    parser = expat.ParserCreate(namespace_separator="}")
+    stack: list[tuple[str, list[str], list[Element]]] = [("", [], [])]
+
+    def refuse(*args: object) -> NoReturn:
+        raise MalformedXML("XML with a DTD or entity declarations is not accepted")
+
+    def start(name: str, attributes: object) -> None:
+        stack.append((name.rsplit("}", 1)[-1], [], []))
+
+    def end(name: str) -> None:
+        tag, texts, children = stack.pop()
+        stack[-1][2].append(Element(tag, "".join(texts), tuple(children)))
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = lambda data: stack[-1][1].append(data)
+    try:
+        parser.Parse(body, True)
+    except expat.ExpatError as exc:
+        raise MalformedXML(f"the body is not well-formed XML: {exc}") from None
+    return stack[0][2][0]
+
+
+@attrs.frozen
+class DeleteRequest:
+    quiet: bool
+    objects: tuple[tuple[str, str | None], ...]
+    """(key, version id) of each object to delete."""
+
+
+def delete_request(body: bytes) -> DeleteRequest:
+    """The DeleteObjects document: ``<Delete><Quiet>`` and 1 to 1,000 ``<Object>`` each
+    with a ``<Key>`` (and optionally ``<VersionId>``); MalformedXML otherwise."""
+    root = parse(body)
+    if root.tag != "Delete":
+        raise MalformedXML(f"expected a <Delete> document, got <{root.tag}>")
+    quiet_element = root.find("Quiet")
+    quiet_text = quiet_element.text.strip().lower() if quiet_element else "false"
+    if quiet_text not in ("true", "false"):
+        raise MalformedXML(f"<Quiet> must be true or false, got {quiet_text[:20]!r}")
+    objects = []
+    for element in root.findall("Object"):
+        key = element.find("Key")
+        if key is None or not key.text:
+            raise MalformedXML("every <Object> needs a non-empty <Key>")
+        version = element.find("VersionId")
+        objects.append((key.text, version.text if version is not None else None))
+    if not 1 <= len(objects) <= MAX_DELETE_KEYS:
+        raise MalformedXML(f"a Delete names 1 to {MAX_DELETE_KEYS} objects, got {len(objects)}")
+    return DeleteRequest(quiet_text == "true", tuple(objects))
+
+
+def create_bucket_configuration(body: bytes) -> str | None:
+    """The LocationConstraint of a CreateBucketConfiguration body (None if empty).
+    Any constraint is accepted, and ignored: a cluster has no regions."""
+    if not body.strip():
+        return None
+    root = parse(body)
+    if root.tag != "CreateBucketConfiguration":
+        raise MalformedXML(f"expected <CreateBucketConfiguration>, got <{root.tag}>")
+    constraint = root.find("LocationConstraint")
+    return constraint.text if constraint is not None else None

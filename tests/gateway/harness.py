@@ -1,0 +1,216 @@
+"""Shared helpers of the gateway tests: the gateway app served by uvicorn in the
+test's event loop over a LocalCluster, requests signed with botocore (tests/s3sign.py),
+raw-socket exchanges, and checks on what the nodes hold.
+
+Nothing waits by sleeping: a test that must know the gateway has received a body waits
+on an event set by a thin ASGI wrapper (Spy), and clean-up is awaited through the
+gateway's own ``GET /_admin/idle``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import urllib.parse
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import anyio
+import anyio.abc
+import attrs
+from yarl import URL
+
+from s3lite import LocalCluster
+from s3lite.asgi import Receive, Scope, Send
+from s3lite.gateway import GatewayApp
+from s3lite.service import bind, serve, url_of
+from tests.s3sign import SignedSession, sign_raw
+
+NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+TIMEOUT = 20  # seconds: a bound for anything that could hang, never a wait
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(f"{seed}:{size}").randbytes(size)
+
+
+def quote_key(key: str, *, keep_slashes: bool = False) -> str:
+    """Percent-encode every byte of ``key`` that could be read as URL syntax; dots too,
+    so that no client or server can take '.' or '..' for a dot segment."""
+    return urllib.parse.quote(key, safe="/" if keep_slashes else "").replace(".", "%2E")
+
+
+class Spy:
+    """ASGI wrapper that counts the body bytes the gateway has received per path, so
+    that a test can wait until a request is being served (and how far)."""
+
+    def __init__(self, app: GatewayApp) -> None:
+        self.app = app
+        self.received: dict[str, int] = {}
+        self.headers: dict[str, dict[str, str]] = {}
+        """The last request's headers per path, lower-cased, as the gateway saw them."""
+        self._changed = anyio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+
+        async def counting() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.received[path] += len(message.get("body", b""))
+                self._notify()
+            return message
+
+        self.received[path] = 0
+        self.headers[path] = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self._notify()
+        await self.app(scope, counting, send)
+
+    async def wait_received(self, path: str, count: int) -> None:
+        with anyio.fail_after(TIMEOUT):
+            while self.received.get(path, -1) < count:
+                await self._changed.wait()
+
+
+@attrs.frozen
+class Gateway:
+    url: str
+    app: GatewayApp
+    spy: Spy
+    session: SignedSession
+    cluster: LocalCluster
+
+    def at(self, path: str) -> URL:
+        """``path`` as sent, already percent-encoded."""
+        return URL(self.url + path, encoded=True)
+
+    async def request(
+        self, method: str, path: str, **kwargs: Any
+    ) -> tuple[int, aiohttp.typedefs.CIMultiDictProxy[str], bytes]:
+        with anyio.fail_after(TIMEOUT):
+            async with self.session.request(method, self.at(path), **kwargs) as response:
+                return response.status, response.headers, await response.read()
+
+    async def idle(self) -> None:
+        status, _, body = await self.request("GET", "/_admin/idle")
+        assert (status, json.loads(body)) == (200, {})
+
+    async def status(self) -> dict[str, Any]:
+        status, _, body = await self.request("GET", "/_admin/status")
+        assert status == 200
+        return json.loads(body)  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def serving(cluster: LocalCluster, **options: Any) -> AsyncIterator[Gateway]:
+    app = GatewayApp(
+        cluster.receiver, cluster.buckets, cluster.orchestrator, cluster.keys, **options
+    )
+    spy = Spy(app)
+    sock = bind("127.0.0.1", 0)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(serve, spy, sock)
+            async with aiohttp.ClientSession(auto_decompress=False) as session:
+                yield Gateway(url_of(sock), app, spy, SignedSession(session), cluster)
+            group.cancel_scope.cancel()
+    finally:
+        sock.close()
+
+
+def error_of(body: bytes) -> dict[str, str]:
+    root = ET.fromstring(body)
+    assert root.tag == "Error"
+    return {child.tag: child.text or "" for child in root}
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+async def stored_parts(cluster: LocalCluster) -> set[tuple[str, int, str]]:
+    """Every part file of every node, as the nodes list them: (node, sector, name)."""
+    found = set()
+    for node_id, node in cluster.nodes.items():
+        for sector in await node.usage():
+            found |= {(node_id, sector, stat.name) for stat in await node.list_parts(sector)}
+    return found
+
+
+def temp_files(cluster: LocalCluster) -> list[str]:
+    return [name for node in cluster.nodes.values() for name in os.listdir(node.data_dir / "tmp")]
+
+
+async def pending_uploads(cluster: LocalCluster) -> list[str]:
+    return await cluster.receiver.manifests.stale_uploads(pending_before=float("inf"))
+
+
+async def upload_id(cluster: LocalCluster, key: str) -> str:
+    manifest = await cluster.receiver.manifests.get(key)
+    assert manifest is not None
+    return manifest.upload_id
+
+
+async def assert_only_parts_of(cluster: LocalCluster, *keys: str) -> None:
+    """Every part on disk belongs to one of ``keys``' current uploads, and there are six
+    per key; no temporary file and no pending upload is left."""
+    uploads = [await upload_id(cluster, key) for key in keys]
+    parts = await stored_parts(cluster)
+    assert sorted(name.split("-")[0] for _, _, name in parts) == sorted(uploads * 6)
+    assert temp_files(cluster) == []
+    assert await pending_uploads(cluster) == []
+
+
+@attrs.frozen
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def parse_response(raw: bytes) -> RawResponse:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return RawResponse(int(status_line.split()[1]), headers, body)
+
+
+async def read_until_closed(stream: anyio.abc.ByteStream) -> bytes:
+    received = b""
+    with anyio.fail_after(TIMEOUT):
+        try:
+            async for chunk in stream:
+                received += chunk
+        except (anyio.BrokenResourceError, ConnectionResetError):
+            pass
+    return received
+
+
+async def raw_exchange(gateway: Gateway, request: bytes, *, sign: bool = True) -> RawResponse:
+    """Send raw bytes (a request with Connection: close; signed with UNSIGNED-PAYLOAD
+    unless ``sign`` is False) and read the whole answer."""
+    port = int(gateway.url.rsplit(":", 1)[1])
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(sign_raw(gateway.url, request) if sign else request)
+        return parse_response(await read_until_closed(stream))
+
+
+async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:
+    """An async body: aiohttp sends it with Transfer-Encoding: chunked."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
