@@ -107,10 +107,7 @@ class DamagedPart(DataLoss):
     block read is bad, in the middle of the stream otherwise."""
 
     def __init__(self, node_id: str, sector: int, name: str, reason: str) -> None:
-        super().__init__(
-            f"node {node_id!r}: part {name!r} in sector {sector} is damaged ({reason}); "
-            "it was moved to quarantine"
-        )
+        super().__init__(f"node {node_id!r}: part {name!r} in sector {sector} is damaged: {reason}")
         self.node_id = node_id
         self.sector = sector
         self.name = name
