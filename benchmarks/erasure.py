@@ -13,7 +13,9 @@ units from any six of the ``6 + p``. For each candidate this prints:
   against one thread (near 2 on a machine with two free cores means it does; near 1,
   it does not), on 64 KiB units so that memory bandwidth does not cap the figure;
   and how much pure-Python work another thread gets done meanwhile (near 1: it
-  releases the GIL; 0.5 or less: it holds it);
+  releases the GIL; 0.5 or less: it holds it). The second is the one to trust: two
+  vCPUs that are hyperthreads of one core share its vector units, so SIMD code shows
+  about 1 on the first whatever it does with the GIL;
 * how the installed copy was built (its wheel tags): a ``manylinux ... x86_64``
   wheel installs with no compiler.
 

@@ -147,6 +147,16 @@ class chunked:
         return chunk
 
 
+async def read_into(stream: ByteStream, received: bytearray) -> None:
+    """Append a stream's chunks to ``received`` until it ends or fails; then close it
+    (so a test can look at what arrived before a failure)."""
+    try:
+        async for chunk in stream:
+            received.extend(chunk)
+    finally:
+        await stream.aclose()
+
+
 async def read_all(stream: ByteStream) -> bytes:
     try:
         return b"".join([chunk async for chunk in stream])
@@ -665,16 +675,8 @@ class NodeClientContract:
         data = await self._damaged(node, position)
         stream = await node.client.get_part(6, "p")
         received = bytearray()
-
-        async def drain() -> None:
-            try:
-                async for chunk in stream:
-                    received.extend(chunk)
-            finally:
-                await stream.aclose()
-
         with pytest.raises(DamagedPart) as raised:
-            await drain()
+            await read_into(stream, received)
         assert raised.value.name == "p"
         assert len(received) <= block * BLOCK_SIZE  # nothing of the damaged block
         assert bytes(received) == data[: len(received)]

@@ -55,6 +55,7 @@ from .contract import (
     part_path,
     payload,
     read_all,
+    read_into,
 )
 
 MiB = 1 << 20
@@ -266,16 +267,8 @@ async def test_a_node_killed_mid_stream_breaks_the_stream(node: HttpNode) -> Non
     stream = await node.client.get_part(3, "big")
     received = bytearray(await anext(stream))
     await node.process.kill()
-
-    async def drain() -> None:
-        try:
-            async for chunk in stream:
-                received.extend(chunk)
-        finally:
-            await stream.aclose()
-
     with anyio.fail_after(20), pytest.raises(NodeUnavailable) as raised:
-        await drain()
+        await read_into(stream, received)
     assert raised.value.node == node.process.url
     assert 0 < len(received) < len(data)
     assert bytes(received) == data[: len(received)]
