@@ -363,6 +363,13 @@ class StorageNode:
         finally:
             os.close(fd)
 
+    def _read_checked(self, reader: RangeReader, sector: int, name: str) -> bytes:
+        """(Blocking) ``reader.read()``, quarantining the file if it is damaged."""
+        try:
+            return reader.read()
+        except Damage as damage:
+            self._quarantine_open(reader.fd, sector, name, damage)
+
     def _open_fd(self, sector: int, name: str) -> int:
         """(Blocking) The part's file, opened; PartNotFound, or DamagedPart-to-be for a
         name quarantined since it was last written."""
@@ -385,12 +392,16 @@ class StorageNode:
             try:
                 header = partfile.read_header(fd)
                 first, last = _part_range(header.length, start, end)
-                reader = RangeReader(fd, header, first, last, READ_BATCH)
-                return reader, reader.read()
             except Damage as damage:
                 self._quarantine_closing(fd, sector, name, damage)
             except BaseException:
                 os.close(fd)
+                raise
+            reader = RangeReader(fd, header, first, last, READ_BATCH)  # owns fd now
+            try:
+                return reader, self._read_checked(reader, sector, name)
+            except BaseException:
+                reader.close()
                 raise
 
         reader, first_chunk = await self._checked(sector, name, open_range)
@@ -565,10 +576,7 @@ class _PartStream:
         return chunk
 
     def _read(self) -> bytes:
-        try:
-            return self._reader.read()
-        except Damage as damage:
-            self._node._quarantine_open(self._reader.fd, self._sector, self._name, damage)
+        return self._node._read_checked(self._reader, self._sector, self._name)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -600,9 +608,16 @@ class _FileStream:
         return chunk
 
     async def aclose(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+    def __del__(self) -> None:
+        """A safety net, as for RangeReader: a stream dropped unclosed frees its file."""
+        self._close()
 
 
 def _member_location(member_name: str) -> tuple[int, str]:

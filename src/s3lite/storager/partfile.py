@@ -232,6 +232,11 @@ class RangeReader:
             os.close(self.fd)
             self.fd = -1
 
+    def __del__(self) -> None:
+        """A safety net: a reader dropped unclosed (its opener was cancelled between
+        opening it and handing it over) must not keep its file open for good."""
+        self.close()
+
 
 class FileChecker:
     """Checks a whole part file fed front to back in pieces of any size: the header,
