@@ -21,7 +21,7 @@ import anyio.from_thread
 import pytest
 
 from s3lite import DamagedPart, DiskFull, InvalidName, NodeUnavailable, PartNotFound
-from s3lite.storager import StorageNode, partfile, sectorfiles
+from s3lite.storager import StorageNode, partfile, partwriter, sectorfiles
 from s3lite.storager.partfile import Header
 from s3lite.transport import ImportResult, PartStat
 
@@ -433,7 +433,7 @@ async def test_imports_and_links_are_durable_before_they_return(
     """The donors drop their copies once an import returns, and a re-home deletes the
     old link once link_part returns: both must have reached the disk by then."""
     synced: list[Path] = []
-    real_fsync_dir = partfile.fsync_dir
+    real_fsync_dir = partwriter.fsync_dir
 
     def recording_fsync_dir(path: Path) -> None:
         synced.append(Path(path))
@@ -443,7 +443,7 @@ async def test_imports_and_links_are_durable_before_they_return(
     await fill(source)
     archive = await read_all(await source.export_sectors([0, 5]))
     target = await open_node(tmp_path / "target", "node-t", fsync=True)
-    monkeypatch.setattr(partfile, "fsync_dir", recording_fsync_dir)
+    monkeypatch.setattr(partwriter, "fsync_dir", recording_fsync_dir)
     await target.import_sectors(chunked(archive))
     sectors = target.data_dir / "sectors"
     assert {sectors / "000", sectors / "005", sectors} <= set(synced)

@@ -4,8 +4,8 @@ that healthy files read exactly in any range, and every way a write can fail (di
 full at each step, other I/O errors), which must leave no temporary file.
 
 The fault helpers here (``faulty_files``, ``patch_partfile_os``) are also used by
-``test_node.py``: they replace what ``partfile`` sees as ``os`` with a copy, so the real
-``os`` module (used by pytest, tempfile and the event loop) is never touched.
+``test_node.py``: they replace what ``partwriter`` sees as ``os`` with a copy, so the
+real ``os`` module (used by pytest, tempfile and the event loop) is never touched.
 """
 
 from __future__ import annotations
@@ -29,20 +29,19 @@ from hypothesis import strategies as st
 
 from s3lite import DiskFull, InvalidName
 from s3lite.sectors import check_sector
-from s3lite.storager import partfile
+from s3lite.storager import partwriter
 from s3lite.storager.partfile import (
     BLOCK_SIZE,
     HEADER_SIZE,
     Damage,
     FileChecker,
     Header,
-    PartWriter,
     RangeReader,
-    StagedPart,
     check_file,
     read_header,
     sector_dir_name,
 )
+from s3lite.storager.partwriter import PartWriter, StagedPart
 from s3lite.transport.base import check_name
 
 B = BLOCK_SIZE
@@ -86,11 +85,11 @@ class Faults:
 
 
 def patch_partfile_os(monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> None:
-    """Make ``partfile`` see an ``os`` whose named functions are replaced."""
+    """Make ``partwriter`` see an ``os`` whose named functions are replaced."""
     fake = types.SimpleNamespace(**vars(os))
     for name, value in overrides.items():
         setattr(fake, name, value)
-    monkeypatch.setattr(partfile, "os", fake)
+    monkeypatch.setattr(partwriter, "os", fake)
 
 
 def faulty_files(monkeypatch: pytest.MonkeyPatch, **faults: Any) -> Faults:

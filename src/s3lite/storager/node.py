@@ -22,12 +22,10 @@ work runs in worker threads so one node can live inside the gateway's event loop
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import threading
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Collection
-from contextlib import aclosing
+from collections.abc import AsyncIterable, Callable, Collection
 from pathlib import Path
 from typing import NoReturn, Protocol, TypeVar
 
@@ -35,11 +33,8 @@ import anyio
 import anyio.to_thread
 
 from ..errors import (
-    CorruptArchive,
     DamagedPart,
-    DataLoss,
     DiskFull,
-    InvalidName,
     InvalidRange,
     NodeUnavailable,
     PartNotFound,
@@ -54,12 +49,12 @@ from ..transport.base import (
     QuarantinedPart,
     check_name,
 )
-from . import layout, partfile, sectorfiles
-from .partfile import Damage, PartWriter, RangeReader, StagedPart, sector_dir_name
-from .quarantine import QUARANTINE_DIR, Quarantine
-from .ziparchive import Member, read_members, write_archive
-
-log = logging.getLogger(__name__)
+from . import layout, partfile, sectorfiles, transfer
+from .partfile import Damage, RangeReader, sector_dir_name
+from .partwriter import PartWriter
+from .quarantine import QUARANTINE_DIR, Quarantine, Quarantined
+from .streams import PartStream
+from .ziparchive import write_archive
 
 WRITE_BATCH = 1 << 20
 """Incoming chunks are gathered up to this many bytes before one write in a worker
@@ -67,9 +62,6 @@ thread: fewer thread hops, and the most a part write holds in memory."""
 
 READ_BATCH = 256 * 1024
 """Payload bytes read, verified and sent per thread hop when streaming a part out."""
-
-RAW_READ = 1 << 20
-"""Bytes per read when streaming a part file as stored (an export)."""
 
 DEFAULT_RESERVE = 256 << 20
 """Free space under which a node is full and refuses new parts (``--reserve``)."""
@@ -88,16 +80,6 @@ class _Writer(Protocol):
 
 
 W = TypeVar("W", bound=_Writer)
-
-
-class _Quarantined(Exception):
-    """Raised in a worker thread once a damaged file was moved to quarantine (or found
-    already gone); the node accounts ``freed`` and raises DamagedPart."""
-
-    def __init__(self, reason: str, freed: int | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.freed = freed
 
 
 class StorageNode:
@@ -336,14 +318,14 @@ class StorageNode:
         becomes DamagedPart here, once its bytes are accounted."""
         try:
             return await anyio.to_thread.run_sync(work)
-        except _Quarantined as exc:
+        except Quarantined as exc:
             if exc.freed is not None:
                 self._account(sector, -exc.freed, -1)
             raise DamagedPart(self.node_id, sector, name, exc.reason) from None
 
     def _quarantine_open(self, fd: int, sector: int, name: str, damage: Damage) -> NoReturn:
         """(Blocking) Move the damaged file open as ``fd`` to quarantine, unless its
-        name has meanwhile been given to another file; raises _Quarantined."""
+        name has meanwhile been given to another file; raises Quarantined."""
         found = os.fstat(fd)
         moved = self._quarantine.move(
             self._part_path(sector, name),
@@ -354,7 +336,7 @@ class StorageNode:
             self._namespace,
         )
         freed = partfile.written_size(fd) if moved else None
-        raise _Quarantined(str(damage), freed) from damage
+        raise Quarantined(str(damage), freed) from damage
 
     def _quarantine_closing(self, fd: int, sector: int, name: str, damage: Damage) -> NoReturn:
         """:meth:`_quarantine_open`, then close ``fd`` whatever happens."""
@@ -378,7 +360,7 @@ class StorageNode:
         except FileNotFoundError:
             reason = self._quarantine.reason(sector, name)
             if reason is not None:
-                raise _Quarantined(f"quarantined earlier: {reason}", None) from None
+                raise Quarantined(f"quarantined earlier: {reason}", None) from None
             raise PartNotFound(self.node_id, sector, name) from None
 
     async def get_part(
@@ -405,7 +387,11 @@ class StorageNode:
                 raise
 
         reader, first_chunk = await self._checked(sector, name, open_range)
-        return _PartStream(self, sector, name, reader, first_chunk)
+
+        def read_more() -> bytes:
+            return self._read_checked(reader, sector, name)
+
+        return PartStream(reader, first_chunk, lambda: self._checked(sector, name, read_more))
 
     async def list_parts(self, sector: int) -> list[PartStat]:
         self._check_open()
@@ -443,48 +429,14 @@ class StorageNode:
         self._check_open()
         for sector in sectors:
             check_sector(sector)
-        return write_archive(self._members(sorted(set(sectors))))
-
-    async def _members(self, sectors: list[int]) -> AsyncGenerator[Member, None]:
-        """Each part of ``sectors`` as it is stored, verified whole first (which also
-        gives the zip CRC): a damaged part is quarantined and skipped, so that one bad
-        file does not fail a join."""
-        skipped = 0
-        for sector in sectors:
-            for stat in await self.list_parts(sector):
-
-                def first_pass(name: str = stat.name, sector: int = sector) -> Member | None:
-                    try:
-                        fd = self._open_fd(sector, name)
-                    except (PartNotFound, _Quarantined):
-                        return None  # deleted since the listing: it no longer needs to move
-                    try:
-                        found = partfile.check_file(fd, crc=True)
-                    except Damage as damage:
-                        self._quarantine_closing(fd, sector, name, damage)
-                    except BaseException:
-                        os.close(fd)
-                        raise
-                    member = f"{sector_dir_name(sector)}/{name}"
-                    return Member(member, found.size, found.crc32, _FileStream(fd, found.size))
-
-                try:
-                    member = await self._checked(sector, stat.name, first_pass)
-                except DamagedPart as exc:
-                    skipped += 1
-                    log.error("export of sector %d leaves out part %s: %s", sector, stat.name, exc)  # noqa: TRY400 - the reason says it all
-                    continue
-                if member is not None:
-                    yield member
-        if skipped:
-            log.error("export of sectors %s left out %d damaged parts", sectors, skipped)
+        return write_archive(transfer.members(self, sorted(set(sectors))))
 
     async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
         self._check_open()
         staging = self._tmp / f"import-{secrets.token_hex(8)}"
         await anyio.to_thread.run_sync(staging.mkdir)
         try:
-            parts, payload = await self._stage(archive, staging)
+            parts, payload = await transfer.stage(self, archive, staging)
             self._check_open()
             added: dict[int, tuple[int, int]] = {}
             with anyio.CancelScope(shield=True):
@@ -506,31 +458,6 @@ class StorageNode:
                 await anyio.to_thread.run_sync(sectorfiles.remove_tree, staging)
         return ImportResult(parts, payload)
 
-    async def _stage(self, archive: AsyncIterable[bytes], staging: Path) -> tuple[int, int]:
-        parts = payload = 0
-
-        def make() -> StagedPart:
-            return StagedPart(self._tmp, self.node_id, fsync=self._fsync)
-
-        async with aclosing(read_members(archive)) as members:
-            async for member in members:
-                sector, name = _member_location(member.name)
-                path = staging / sector_dir_name(sector) / name
-                try:
-                    written = await self._write(member.chunks, make, path, None)
-                    header = written.checker.finish()
-                except Damage as damage:
-                    raise CorruptArchive(f"member {member.name!r}: {damage}") from damage
-                if written.checker.crc32 != member.crc32 or written.size != member.size:
-                    raise CorruptArchive(
-                        f"member {member.name!r}: archive says {member.size} bytes with CRC "
-                        f"{member.crc32:#010x}, received {written.size} bytes with CRC "
-                        f"{written.checker.crc32:#010x}"
-                    )
-                parts += 1
-                payload += header.length
-        return parts, payload
-
 
 def _part_range(length: int, start: int | None, end: int | None) -> tuple[int, int]:
     """Inclusive payload range to read; the whole payload when both are None."""
@@ -541,91 +468,3 @@ def _part_range(length: int, start: int | None, end: int | None) -> tuple[int, i
     if not 0 <= first <= last < length:
         raise InvalidRange(f"range {start}-{end} is outside a part of {length} bytes", size=length)
     return first, last
-
-
-class _PartStream:
-    """A part's payload range, verified block by block as it is read (the first chunk
-    was read and verified when the part was opened); closing it closes the file."""
-
-    def __init__(
-        self, node: StorageNode, sector: int, name: str, reader: RangeReader, first: bytes
-    ) -> None:
-        self._node = node
-        self._sector = sector
-        self._name = name
-        self._reader = reader
-        self._next: bytes | None = first
-        self._closed = False
-
-    def __aiter__(self) -> _PartStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._closed:
-            raise StopAsyncIteration
-        chunk, self._next = self._next, None
-        if chunk is None:
-            try:
-                chunk = await self._node._checked(self._sector, self._name, self._read)
-            except BaseException:
-                await self.aclose()
-                raise
-        if not chunk:
-            await self.aclose()
-            raise StopAsyncIteration
-        return chunk
-
-    def _read(self) -> bytes:
-        return self._node._read_checked(self._reader, self._sector, self._name)
-
-    async def aclose(self) -> None:
-        self._closed = True
-        self._reader.close()
-
-
-class _FileStream:
-    """Streams the first ``size`` bytes of an open file as stored; closing it closes
-    the file."""
-
-    def __init__(self, fd: int, size: int) -> None:
-        self._fd = fd
-        self._offset = 0
-        self._size = size
-
-    def __aiter__(self) -> _FileStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._offset >= self._size or self._fd < 0:
-            await self.aclose()
-            raise StopAsyncIteration
-        want = min(RAW_READ, self._size - self._offset)
-        chunk = await anyio.to_thread.run_sync(os.pread, self._fd, want, self._offset)
-        if not chunk:
-            await self.aclose()
-            raise DataLoss(f"a part file ended {self._size - self._offset} bytes early")
-        self._offset += len(chunk)
-        return chunk
-
-    async def aclose(self) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __del__(self) -> None:
-        """A safety net, as for RangeReader: a stream dropped unclosed frees its file."""
-        self._close()
-
-
-def _member_location(member_name: str) -> tuple[int, str]:
-    directory, _, name = member_name.partition("/")
-    try:
-        sector = int(directory)
-        check_sector(sector)
-        check_name(name)
-    except (ValueError, InvalidName) as exc:
-        raise CorruptArchive(f"member name {member_name!r} is not SSS/part-name") from exc
-    return sector, name

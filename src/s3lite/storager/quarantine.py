@@ -38,6 +38,17 @@ QUARANTINE_DIR = "quarantine"
 INFO_FILE = "info.json"
 
 
+class Quarantined(Exception):
+    """Raised in a node's worker thread once a damaged file was moved to quarantine (or
+    was found there already); the node accounts ``freed`` bytes (None: nothing moved
+    now) and raises DamagedPart."""
+
+    def __init__(self, reason: str, freed: int | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.freed = freed
+
+
 class Quarantine:
     """The quarantine directory of one node. Create it with :meth:`load`."""
 

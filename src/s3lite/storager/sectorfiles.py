@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import PartNotFound
 from ..transport.base import NAME_PATTERN, PartStat
-from . import partfile
+from . import partfile, partwriter
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def link(
             raise PartNotFound(node_id, sector, source.name) from None
         size = target.stat().st_size
     if fsync:
-        partfile.fsync_dir(target.parent)
+        partwriter.fsync_dir(target.parent)
     return size
 
 
@@ -107,12 +107,12 @@ def install(
         for staged in directory.iterdir():
             size = staged.stat().st_size
             with namespace:
-                replaced = partfile.replace(staged, target / staged.name)
+                replaced = partwriter.replace(staged, target / staged.name)
             grown, files = added.get(sector, (0, 0))
             added[sector] = (grown + size - replaced, files + (0 if replaced else 1))
     if fsync:
         for directory in [*touched, sectors]:
-            partfile.fsync_dir(directory)
+            partwriter.fsync_dir(directory)
 
 
 def drop(directory: Path, namespace: threading.Lock) -> tuple[int, int]:
