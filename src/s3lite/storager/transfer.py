@@ -53,8 +53,8 @@ async def members(node: StorageNode, sectors: list[int]) -> AsyncGenerator[Membe
                 except BaseException:
                     os.close(fd)
                     raise
-                member = f"{sector_dir_name(sector)}/{name}"
-                return Member(member, found.size, found.crc32, FileStream(fd, found.size))
+                stored_as = f"{sector_dir_name(sector)}/{name}"
+                return Member(stored_as, found.size, found.crc32, FileStream(fd, found.size))
 
             try:
                 member = await node._checked(sector, stat.name, first_pass)
@@ -69,13 +69,16 @@ async def members(node: StorageNode, sectors: list[int]) -> AsyncGenerator[Membe
 
 
 async def stage(node: StorageNode, archive: AsyncIterable[bytes], staging: Path) -> tuple[int, int]:
+    """Write every member of ``archive`` under ``staging`` (``SSS/NAME``), checked on
+    the way in; (parts, payload bytes). CorruptArchive for anything wrong, with the
+    staged files left for the caller to remove."""
     parts = payload = 0
 
     def make() -> StagedPart:
         return StagedPart(node._tmp, node.node_id, fsync=node._fsync)
 
-    async with aclosing(read_members(archive)) as members:
-        async for member in members:
+    async with aclosing(read_members(archive)) as entries:
+        async for member in entries:
             sector, name = member_location(member.name)
             path = staging / sector_dir_name(sector) / name
             try:
