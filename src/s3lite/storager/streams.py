@@ -37,7 +37,7 @@ class PartStream:
         if self._closed:
             raise StopAsyncIteration
         chunk, self._next = self._next, None
-        if chunk is None:
+        if chunk is None and self._reader.remaining > 0:  # no thread hop to learn the end
             try:
                 chunk = await self._read_more()
             except BaseException:
