@@ -55,15 +55,19 @@ class Quarantine:
     def __init__(self, root: Path, entries: list[QuarantinedPart]) -> None:
         self.root = root
         self.count = len(entries)
-        """Damaged files kept here (counted at start, then kept up to date)."""
+        """Damaged files kept here: counted at start, then counted up as files come
+        in (files an operator removes meanwhile are noticed at the next start)."""
         self._recent = {(entry.sector, entry.name): entry.reason for entry in entries}
+        self._lock = threading.Lock()
+        """Guards ``count`` and the names: worker threads move files in while the
+        node's event loop asks and forgets."""
 
     @classmethod
     def load(cls, root: Path, sectors: Path) -> Quarantine:
         """Read ``root`` (creating it). A name whose part is back in ``sectors`` (the
         node's sector tree) is not reported as damaged, whatever its history."""
         root.mkdir(exist_ok=True)
-        entries = sorted(_entries(root), key=_time)
+        entries = sorted(_entries(root, clean=True), key=_time)
         quarantine = cls(root, entries)
         for entry in entries:
             if (sectors / f"{entry.sector:03d}" / entry.name).exists():
@@ -96,27 +100,30 @@ class Quarantine:
                 shutil.rmtree(entry, ignore_errors=True)
                 return False
             os.rename(path, entry / name)
-            self.count += 1
-            self._recent[sector, name] = reason
+            with self._lock:
+                self.count += 1
+                self._recent[sector, name] = reason
         log.error("part %s of sector %d is damaged (%s): moved to %s", name, sector, reason, entry)
         return True
 
     def reason(self, sector: int, name: str) -> str | None:
         """Why ``name`` was quarantined, if it was since it was last written."""
-        return self._recent.get((sector, name))
+        with self._lock:
+            return self._recent.get((sector, name))
 
     def forget(self, sector: int, names: list[str] | None = None) -> None:
         """``names`` (every name, with None) of ``sector`` were written or removed."""
-        if names is None:
-            for key in [key for key in self._recent if key[0] == sector]:
-                del self._recent[key]
-        else:
-            for name in names:
-                self._recent.pop((sector, name), None)
+        with self._lock:
+            if names is None:
+                for key in [key for key in self._recent if key[0] == sector]:
+                    del self._recent[key]
+            else:
+                for name in names:
+                    self._recent.pop((sector, name), None)
 
     def list(self) -> list[QuarantinedPart]:
         """Every file kept here, oldest first."""
-        return sorted(_entries(self.root), key=_time)
+        return sorted(_entries(self.root, clean=False), key=_time)
 
 
 def _now() -> dt.datetime:
@@ -127,9 +134,10 @@ def _time(entry: QuarantinedPart) -> str:
     return entry.time
 
 
-def _entries(root: Path) -> list[QuarantinedPart]:
-    """The complete entries under ``root``; incomplete ones (a crash between writing
-    info.json and moving the file in) are removed."""
+def _entries(root: Path, *, clean: bool) -> list[QuarantinedPart]:
+    """The complete entries under ``root``. With ``clean`` (at start, when no move is
+    under way) incomplete ones, left by a crash between writing info.json and moving
+    the file in, are removed."""
     found = []
     for directory in root.iterdir():
         try:
@@ -138,10 +146,11 @@ def _entries(root: Path) -> list[QuarantinedPart]:
                 int(info["sector"]), str(info["name"]), str(info["reason"]), str(info["time"])
             )
         except (OSError, ValueError, KeyError, TypeError):
-            log.warning("ignoring %s: not a quarantine entry", directory)
+            if clean:
+                log.warning("ignoring %s: not a quarantine entry", directory)
             continue
         if (directory / entry.name).is_file():
             found.append(entry)
-        else:
+        elif clean:
             shutil.rmtree(directory, ignore_errors=True)
     return found
