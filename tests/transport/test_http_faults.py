@@ -77,7 +77,9 @@ async def test_a_hung_node_costs_each_call_one_timeout_and_no_retry(hung_node: S
     """SIGSTOP: the kernel still accepts connections and buffers bytes, the node answers
     nothing. Every kind of wait is bounded by its short timeout, raises NodeUnavailable
     saying it timed out, and is not retried; SIGCONT brings the node back."""
-    settings = HttpSettings(connect_timeout=2, call_timeout=1, idle_timeout=1.5, retries=3)
+    settings = HttpSettings(
+        connect_timeout=2, call_timeout=1, idle_timeout=1.5, bulk_timeout=2, retries=3
+    )
     requests = Requests()
     transport = HttpTransport(settings, trace_configs=[requests.config])
     client = transport.connect(hung_node.url)
@@ -90,7 +92,9 @@ async def test_a_hung_node_costs_each_call_one_timeout_and_no_retry(hung_node: S
         hung_node.process.send_signal(signal.SIGSTOP)
         calls = {
             "health": client.health,
-            "list": lambda: client.list_parts(1),
+            "usage": client.usage,
+            "list (bulk)": lambda: client.list_parts(1),
+            "verify (bulk)": lambda: client.verify_parts(1, ["big"]),
             "open a stream": lambda: client.get_part(1, "big"),
             "small upload": lambda: client.put_part(2, "small", chunked(b"small")),
             "large upload": lambda: client.put_part(2, "large", chunked(big, [MiB])),

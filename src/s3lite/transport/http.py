@@ -62,17 +62,19 @@ class HttpSettings:
     connect_timeout: float = 5.0
     """Longest wait for a TCP connection to a node."""
     call_timeout: float = 5.0
-    """Longest a control call (health, usage, list, delete, link, drop...) may take
-    in all, the longest wait for a stream's response headers, and for a node's answer
-    to an upload once the whole body is sent."""
+    """Longest a control call (health, usage, delete, link...) may take in all, the
+    longest wait for a stream's response headers, and for a node's answer to an
+    upload once the whole body is sent."""
     idle_timeout: float = 10.0
     """Longest wait for the next bytes of a part streamed from a node, and for a node
     to take the next chunk of an upload."""
     bulk_timeout: float = 120.0
     """Bound for node work proportional to the data involved, done with no bytes on
-    the wire: verify_parts (reads every part named), the answer to import_sectors
-    (verifies and installs the archive after its last byte), and gaps in an export
-    stream (each part is verified whole before it is sent)."""
+    the wire: verify_parts (reads every part named), list_parts (reads every header
+    of a sector), drop_sectors (removes every file of the sectors), the answer to
+    import_sectors (verifies and installs the archive after its last byte), and gaps
+    in an export stream (each part is verified whole before it is sent). These are
+    the calls of scrubs, joins and the janitor, not of a client's request."""
     retries: int = 3
     backoff: float = 0.05
     """First retry delay; each next one doubles."""
@@ -212,7 +214,7 @@ class HttpNodeClient:
         return {int(sector): int(size) for sector, size in body["sectors"].items()}
 
     async def list_parts(self, sector: int) -> list[PartStat]:
-        body = await self._json("GET", "sectors", check_sector(sector))
+        body = await self._json("GET", "sectors", check_sector(sector), bulk=True)
         return [PartStat(**stat) for stat in body["parts"]]
 
     async def verify_parts(self, sector: int, names: Collection[str]) -> dict[str, PartCheck]:
@@ -243,7 +245,8 @@ class HttpNodeClient:
         )
 
     async def drop_sectors(self, sectors: Collection[int]) -> None:
-        await self._json("POST", "drop", payload={"sectors": [check_sector(s) for s in sectors]})
+        payload = {"sectors": [check_sector(s) for s in sectors]}
+        await self._json("POST", "drop", payload=payload, bulk=True)
 
     async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
         url = self._url("sectors", check_sector(sector), check_name(name))
