@@ -49,15 +49,21 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def serve(app: App, sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM."""
+DEFAULT_KEEP_ALIVE = 30
+"""Seconds an idle keep-alive connection stays open. The gateway's pool reuses
+connections to nodes; the HTTP transport takes one only once it has bytes to send."""
+
+
+async def serve(app: App, sock: socket.socket, *, keep_alive: int = DEFAULT_KEEP_ALIVE) -> None:
+    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; idle connections are closed
+    after ``keep_alive`` seconds."""
     config = uvicorn.Config(
         app,
         http="httptools",
         lifespan="off",
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=30,
+        timeout_keep_alive=keep_alive,
     )
     await uvicorn.Server(config).serve(sockets=[sock])
 

@@ -2,20 +2,26 @@
 
 Routes (all under ``/v1``; sectors are decimal, names as the node accepts them)::
 
-    GET  /health                      {"node_id", "parts", "bytes_stored"}
+    GET  /health                      NodeHealth: {"node_id", "parts", "bytes_stored",
+                                      "free_bytes", "full", "quarantined", "replaced"}
     GET  /usage                       {"sectors": {"<sector>": bytes}}
     PUT  /sectors/S/NAME              body = the part          -> PartStat
     GET  /sectors/S/NAME?start=a&end=b  inclusive, both optional -> the bytes
     GET  /sectors/S                   -> {"parts": [PartStat...]}
     POST /sectors/S/delete            {"names": [...]}          -> {"deleted": n}
     POST /sectors/S/NAME/link         {"to": T}                 -> {}
+    POST /sectors/S/verify            {"names": [...]}   -> {"parts": {name: PartCheck}}
+    GET  /quarantine                  -> {"parts": [QuarantinedPart...]}
+    POST /clear-replaced              -> {}
     POST /export                      {"sectors": [...]}        -> zip stream
     POST /import                      body = a zip stream       -> {"parts", "bytes"}
     POST /drop                        {"sectors": [...]}        -> {}
     GET  /idle                        returns when no other request is in flight
 
 The app wraps any NodeClient (a StorageNode in practice), so it adds no behaviour of
-its own: every rule (names, ranges, all-or-nothing imports) is the node's.
+its own: every rule (names, ranges, all-or-nothing imports) is the node's. A stream
+that fails after its headers went out (a damaged block mid-part) is cut off: the
+connection is dropped, so a client never takes a short body for a whole one.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import attrs
 from ..asgi import App, BadRequest, ClientDisconnected, Request, Send, send_json, send_stream
 from ..errors import InvalidArgument, InvalidName, S3liteError
 from .base import NodeClient, PartStat
-from .wire import encode_error
+from .wire import encode_check, encode_error
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +101,19 @@ class NodeApp(App):
                 parts = await node.list_parts(_sector(sector))
                 await send_json(send, 200, {"parts": [stat_json(stat) for stat in parts]})
             case "POST", ("v1", "sectors", sector, "delete"):
-                names = _field(await request.json(), "names")
-                if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                    raise InvalidArgument(f"names must be a list of strings, got {names!r}")
+                names = _names(await request.json())
                 deleted = await node.delete_parts(_sector(sector), names)
                 await send_json(send, 200, {"deleted": deleted})
+            case "POST", ("v1", "sectors", sector, "verify"):
+                checks = await node.verify_parts(_sector(sector), _names(await request.json()))
+                found = {name: encode_check(check) for name, check in checks.items()}
+                await send_json(send, 200, {"parts": found})
+            case "GET", ("v1", "quarantine"):
+                kept = await node.list_quarantined()
+                await send_json(send, 200, {"parts": [attrs.asdict(part) for part in kept]})
+            case "POST", ("v1", "clear-replaced"):
+                await node.clear_replaced()
+                await send_json(send, 200, {})
             case "POST", ("v1", "sectors", sector, name, "link"):
                 target = _field(await request.json(), "to")
                 (to_sector,) = _int_list([target], "to")
@@ -140,6 +154,13 @@ def _optional_int(request: Request, name: str) -> int | None:
     if not digits.isascii() or not digits.isdigit():
         raise BadRequest(f"{name} must be an integer, got {value!r}")
     return int(value)
+
+
+def _names(payload: object) -> list[str]:
+    names = _field(payload, "names")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise InvalidArgument(f"names must be a list of strings, got {names!r}")
+    return names
 
 
 def _field(payload: object, name: str) -> object:
