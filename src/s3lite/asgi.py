@@ -20,7 +20,7 @@ import attrs
 
 from .errors import S3liteError
 from .logs import event
-from .streams import root_cause, single_error
+from .streams import root_cause
 
 Scope = Mapping[str, Any]
 Message = Mapping[str, Any]
@@ -186,18 +186,19 @@ async def send_stream(
         gone = True
         scope.cancel()
 
-    with single_error():
-        async with anyio.create_task_group() as group:
-            if receive is not None:
-                group.start_soon(watch, group.cancel_scope)
-            try:
-                async for chunk in chunks:
-                    if chunk:
-                        message = {"type": "http.response.body", "body": chunk, "more_body": True}
-                        await send(message)
-            except Exception as exc:
-                raise ResponseAborted(f"response broken off after its headers: {exc}") from exc
-            group.cancel_scope.cancel()
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+        if receive is not None:
+            group.start_soon(watch, group.cancel_scope)
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception as exc:
+            failure = exc  # raised below, outside the group, so not as an ExceptionGroup
+        group.cancel_scope.cancel()
+    if failure is not None:
+        raise ResponseAborted(f"response broken off after its headers: {failure}") from failure
     if not gone:
         await send({"type": "http.response.body", "body": b""})
 

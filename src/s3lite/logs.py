@@ -120,6 +120,13 @@ class _DropUnfinishedResponse(logging.Filter):
         return not record.getMessage().startswith("ASGI callable returned without completing")
 
 
+def drop_unfinished_response_lines() -> None:
+    """Filter uvicorn's "returned without completing response" line (see module doc)."""
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropUnfinishedResponse) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_DropUnfinishedResponse())
+
+
 def configure(
     log_format: str = "text", level: str = "info", stream: IO[str] | None = None
 ) -> logging.Handler:
@@ -134,7 +141,6 @@ def configure(
         raise ValueError(f"--log-level must be one of {', '.join(LEVELS)}, got {level!r}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    handler.addFilter(_DropUnfinishedResponse())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

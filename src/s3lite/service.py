@@ -23,7 +23,7 @@ import anyio
 import uvicorn
 
 from .asgi import Receive, Scope, Send
-from .logs import configure, quiet_loop_errors
+from .logs import configure, drop_unfinished_response_lines, quiet_loop_errors
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -76,6 +76,7 @@ async def serve(
 ) -> None:
     """Serve ``app`` on ``sock`` (and each app of ``extra`` on its socket) until
     SIGINT or SIGTERM."""
+    drop_unfinished_response_lines()
     served: App = app
     if extra:
         served = _ByListener(app, {_address(s): other for s, other in extra.items()})
