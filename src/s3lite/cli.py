@@ -83,7 +83,11 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="s3lite", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="s3lite",
+        description="s3lite, a small S3-like object store: run a cluster (serve), its storage "
+        "nodes and gateways; join nodes; show the status; manage access keys.",
+    )
     parser.add_argument("--version", action="version", version=f"s3lite {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
