@@ -163,13 +163,17 @@ def events() -> list[dict[str, Any]]:
     ]
 
 
-def test_the_printer_draws_a_bar_on_a_terminal() -> None:
+def printed(*, tty: bool) -> str:
     out = io.StringIO()
-    printer = ProgressPrinter(out, tty=True)
+    printer = ProgressPrinter(out, tty=tty)
     for message in events():
         printer.feed(message)
     printer.close()
-    text = out.getvalue()
+    return out.getvalue()
+
+
+def test_the_printer_draws_a_bar_on_a_terminal() -> None:
+    text = printed(tty=True)
     assert "plan: sectors=8 bytes=800 B\n" in text
     assert "\r[" + "#" * 30 + "]  100%" in text
     assert "switch: generation=3" in text
@@ -177,14 +181,10 @@ def test_the_printer_draws_a_bar_on_a_terminal() -> None:
 
 
 def test_the_printer_writes_plain_lines_elsewhere() -> None:
-    out = io.StringIO()
-    printer = ProgressPrinter(out, tty=False)
-    for message in events():
-        printer.feed(message)
-    printer.close()
-    lines = out.getvalue().splitlines()
-    assert "\r" not in out.getvalue()
-    assert "\x1b" not in out.getvalue()
+    text = printed(tty=False)
+    lines = text.splitlines()
+    assert "\r" not in text
+    assert "\x1b" not in text
     assert lines[:2] == ["plan: sectors=8 bytes=800 B", "copy"]
     percents = [line.split("]")[1].split("%")[0].strip() for line in lines if line.startswith("[")]
     assert percents == ["30", "50", "80", "100"]  # one line per milestone passed

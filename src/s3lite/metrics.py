@@ -60,6 +60,18 @@ def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
+def _counter(registry: CollectorRegistry, name: str, text: str, *labels: str) -> Counter:
+    return Counter(name, text, labels, registry=registry)
+
+
+def _gauge(registry: CollectorRegistry, name: str, text: str) -> Gauge:
+    return Gauge(name, text, registry=registry)
+
+
+def _histogram(registry: CollectorRegistry, name: str, text: str, *labels: str) -> Histogram:
+    return Histogram(name, text, labels, buckets=LATENCY_BUCKETS, registry=registry)
+
+
 class HttpMetrics:
     """Requests served by one HTTP server: count by kind and status, latency, bytes.
 
@@ -69,34 +81,25 @@ class HttpMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry, prefix: str, kind: str) -> None:
-        self.requests = Counter(
+        r = registry
+        self.requests = _counter(
+            r,
             f"{prefix}_requests",
             f"Requests answered, by {kind} and HTTP status.",
-            [kind, "status"],
-            registry=registry,
+            kind,
+            "status",
         )
-        self.duration = Histogram(
-            f"{prefix}_request_duration_seconds",
-            f"Time from a request's arrival to the end of its response, by {kind}.",
-            [kind],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+        self.duration = _histogram(
+            r, f"{prefix}_request_duration_seconds",
+            f"Time from a request's arrival to the end of its response, by {kind}.", kind,
+        )  # fmt: skip
+        self.received = _counter(
+            r, f"{prefix}_received_bytes", f"Request body bytes received, by {kind}.", kind
         )
-        self.received = Counter(
-            f"{prefix}_received_bytes",
-            f"Request body bytes received, by {kind}.",
-            [kind],
-            registry=registry,
+        self.sent = _counter(
+            r, f"{prefix}_sent_bytes", f"Response body bytes sent, by {kind}.", kind
         )
-        self.sent = Counter(
-            f"{prefix}_sent_bytes",
-            f"Response body bytes sent, by {kind}.",
-            [kind],
-            registry=registry,
-        )
-        self.in_flight = Gauge(
-            f"{prefix}_requests_in_flight", "Requests being served now.", registry=registry
-        )
+        self.in_flight = _gauge(r, f"{prefix}_requests_in_flight", "Requests being served now.")
 
     def observe(self, kind: str, status: int, seconds: float, received: int, sent: int) -> None:
         """Record one finished request (status 0: no response was started)."""
@@ -112,61 +115,45 @@ class NodeCallMetrics:
     """The gateway's calls to each storage node, seen from the gateway's side."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.calls = Counter(
-            "s3lite_node_calls",
-            "Calls the gateway made to a storage node, by node and method.",
-            ["node", "method"],
-            registry=registry,
-        )
-        self.errors = Counter(
-            "s3lite_node_call_errors",
-            "Node calls that raised, by node, method and error class.",
-            ["node", "method", "error"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "s3lite_node_call_duration_seconds",
+        r = registry
+        self.calls = _counter(
+            r, "s3lite_node_calls", "Calls the gateway made to a node, by node and method.",
+            "node", "method",
+        )  # fmt: skip
+        self.errors = _counter(
+            r, "s3lite_node_call_errors", "Node calls that raised, by node, method and error.",
+            "node", "method", "error",
+        )  # fmt: skip
+        self.duration = _histogram(
+            r, "s3lite_node_call_duration_seconds",
             "Time a node call took to return (for a stream: to open it), by node and method.",
-            ["node", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            "node", "method",
+        )  # fmt: skip
+        self.sent = _counter(
+            r, "s3lite_node_sent_bytes", "Body bytes streamed to a node (parts, imports).", "node"
         )
-        self.sent = Counter(
-            "s3lite_node_sent_bytes",
-            "Body bytes the gateway streamed to a node (parts, imports).",
-            ["node"],
-            registry=registry,
-        )
-        self.received = Counter(
-            "s3lite_node_received_bytes",
-            "Body bytes the gateway streamed from a node (parts, exports).",
-            ["node"],
-            registry=registry,
-        )
-        self.transitions = Counter(
-            "s3lite_node_transitions",
+        self.received = _counter(
+            r, "s3lite_node_received_bytes", "Body bytes streamed from a node (parts, exports).",
+            "node",
+        )  # fmt: skip
+        self.transitions = _counter(
+            r, "s3lite_node_transitions",
             "Changes of a node's liveness, by node and new state (up, down, full, not_full).",
-            ["node", "to"],
-            registry=registry,
-        )
+            "node", "to",
+        )  # fmt: skip
 
 
 class JoinMetrics:
     """Joins and the bytes they move."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.joins = Counter(
-            "s3lite_joins",
-            "Joins that ended, by outcome (done, failed).",
-            ["outcome"],
-            registry=registry,
+        self.joins = _counter(
+            registry, "s3lite_joins", "Joins that ended, by outcome (done, failed).", "outcome"
         )
-        self.relayed = Counter(
-            "s3lite_migration_relayed_bytes",
-            "Bytes of sector archives relayed from a donor to a joining node, by donor.",
-            ["donor"],
-            registry=registry,
-        )
+        self.relayed = _counter(
+            registry, "s3lite_migration_relayed_bytes",
+            "Bytes of sector archives relayed from a donor to a joining node, by donor.", "donor",
+        )  # fmt: skip
 
 
 class DurabilityMetrics:
@@ -181,38 +168,31 @@ class DurabilityMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.degraded_segments = Gauge(
-            "s3lite_degraded_segments",
+        r = registry
+        self.degraded_segments = _gauge(
+            r, "s3lite_degraded_segments",
             "Segments with fewer healthy parts than their parity asks for.",
-            registry=registry,
+        )  # fmt: skip
+        self.heal_queue = _gauge(
+            r, "s3lite_heal_queue_segments", "Segments waiting for the healer."
         )
-        self.heal_queue = Gauge(
-            "s3lite_heal_queue_segments", "Segments waiting for the healer.", registry=registry
+        self.rebuilt_bytes = _counter(
+            r, "s3lite_rebuilt_bytes", "Bytes of parts the healer rebuilt and wrote back."
         )
-        self.rebuilt_bytes = Counter(
-            "s3lite_rebuilt_bytes",
-            "Bytes of parts the healer rebuilt and wrote back.",
-            registry=registry,
-        )
-        self.degraded_reads = Counter(
-            "s3lite_degraded_reads",
+        self.degraded_reads = _counter(
+            r, "s3lite_degraded_reads",
             "Reads that decoded data from parity (a part missing, damaged or on a down node).",
-            registry=registry,
-        )
-        self.heal_actions = Counter(
-            "s3lite_heal_actions",
+        )  # fmt: skip
+        self.heal_actions = _counter(
+            r, "s3lite_heal_actions",
             "Healer actions, by action (rebuild, reprotect, quarantine, ...) and outcome.",
-            ["action", "outcome"],
-            registry=registry,
-        )
-        self.scrub_position = Gauge(
-            "s3lite_scrub_position_ratio",
+            "action", "outcome",
+        )  # fmt: skip
+        self.scrub_position = _gauge(
+            r, "s3lite_scrub_position_ratio",
             "How far the scrub is through its current pass over the manifests (0 to 1).",
-            registry=registry,
-        )
-        self.scrub_passes = Counter(
-            "s3lite_scrub_passes", "Scrub passes completed.", registry=registry
-        )
+        )  # fmt: skip
+        self.scrub_passes = _counter(r, "s3lite_scrub_passes", "Scrub passes completed.")
 
 
 class GatewayMetrics:
@@ -242,32 +222,19 @@ class NodeMetrics:
     rendering)."""
 
     def __init__(self, *, process: bool = False) -> None:
-        self.registry = CollectorRegistry()
-        self.http = HttpMetrics(self.registry, "s3lite_node_http", "route")
-        self.stored_bytes = Gauge(
-            "s3lite_storage_bytes", "Payload bytes of the parts this node stores.",
-            registry=self.registry,
-        )  # fmt: skip
-        self.stored_parts = Gauge(
-            "s3lite_storage_parts", "Part files this node stores.", registry=self.registry
+        r = self.registry = CollectorRegistry()
+        self.http = HttpMetrics(r, "s3lite_node_http", "route")
+        self.stored_bytes = _gauge(r, "s3lite_storage_bytes", "Bytes of the parts the node stores.")
+        self.stored_parts = _gauge(r, "s3lite_storage_parts", "Part files this node stores.")
+        self.free_bytes = _gauge(
+            r, "s3lite_storage_free_bytes", "Free bytes on the data directory's file system."
         )
-        self.free_bytes = Gauge(
-            "s3lite_storage_free_bytes",
-            "Free bytes on the file system of the node's data directory.",
-            registry=self.registry,
-        )
-        self.full = Gauge(
-            "s3lite_storage_full",
-            "1 if the node is out of space (it refuses new parts), else 0.",
-            registry=self.registry,
-        )
-        self.quarantined = Gauge(
-            "s3lite_storage_quarantined_parts",
-            "Damaged part files moved to quarantine.",
-            registry=self.registry,
+        self.full = _gauge(r, "s3lite_storage_full", "1 if the node refuses new parts (no space).")
+        self.quarantined = _gauge(
+            r, "s3lite_storage_quarantined_parts", "Damaged part files moved to quarantine."
         )
         if process:
-            ProcessCollector(registry=self.registry)
+            ProcessCollector(registry=r)
 
     def render(self) -> bytes:
         return render(self.registry)
