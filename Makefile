@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 9000
+DATA ?= data
+METRICS ?=
 
 .PHONY: run test test-large lint format bench clean
 
@@ -14,8 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# make run [PORT=9000] [DATA=data] [METRICS=127.0.0.1:9090]
 run: $(STAMP)
-	$(BIN)/s3lite serve
+	$(BIN)/s3lite serve --listen 127.0.0.1:$(PORT) --data-dir $(DATA) $(if $(METRICS),--metrics-listen $(METRICS))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not large"

@@ -31,7 +31,8 @@ def anyio_backend() -> str:
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
     """A six-node cluster with small stripe units, so that small objects use every part
     and several stripes; fsync is off because tmp_path is throwaway. Its root key is
-    the one tests/s3sign.py signs with."""
+    the one tests/s3sign.py signs with. No background probes: a test that needs
+    liveness refreshed calls ``cluster.orchestrator.probe()``, so nothing races it."""
     async with LocalCluster(
         root=tmp_path / "cluster",
         nodes=6,
@@ -39,5 +40,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
         janitor_interval=None,
         fsync=False,
         root_key=(ROOT_ACCESS, ROOT_SECRET),
+        probe_interval=None,
     ) as opened:
         yield opened

@@ -10,11 +10,13 @@ when a server fails to start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,10 +24,12 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import attrs
+import yarl
 
 from tests.s3sign import ROOT_ENV
 
 READY = re.compile(rb"listening on (http://\S+)")
+NODES = 6
 START_TIMEOUT = 30.0
 STOP_GRACE = 15.0
 
@@ -37,6 +41,8 @@ class Server:
     process: anyio.abc.Process
     url: str
     log: Path
+    banner: bytes = b""
+    """What the server printed on stdout up to its "listening" line."""
 
     @property
     def port(self) -> int:
@@ -88,7 +94,7 @@ async def running(*args: str | Path, log: Path) -> AsyncIterator[Server]:
                     raise RuntimeError(
                         f"{' '.join(command)} exited before listening:\n{log.read_text()}"  # noqa: ASYNC240
                     ) from None
-        server = Server(process, match[1].decode(), log)
+        server = Server(process, match[1].decode(), log, seen)
         async with anyio.create_task_group() as group:
             group.start_soon(_drain, process.stdout)
             try:
@@ -103,3 +109,83 @@ async def running(*args: str | Path, log: Path) -> AsyncIterator[Server]:
                 process.kill()
                 await process.wait()
             await process.aclose()
+
+
+async def _hold(
+    args: tuple[str | Path, ...], log: Path, *, task_status: anyio.abc.TaskStatus[Server]
+) -> None:
+    """Run one server until this task is cancelled (then ``running`` stops it)."""
+    async with running(*args, log=log) as server:
+        task_status.started(server)
+        await anyio.sleep_forever()
+
+
+@attrs.define
+class Service:
+    """Six node processes and a gateway process, all under ``root`` (started by
+    :func:`running_service`), as the service tests and the operations tests use them."""
+
+    root: Path
+    group: anyio.abc.TaskGroup
+    gateway: Server | None = None
+    _nodes: dict[int, Server] = attrs.Factory(dict)
+
+    @property
+    def nodes(self) -> list[Server]:
+        """The node processes by index (a killed one stays until it is restarted)."""
+        return [self._nodes[index] for index in sorted(self._nodes)]
+
+    @property
+    def node_dirs(self) -> list[Path]:
+        return [self.node_dir(index) for index in sorted(self._nodes)]
+
+    def node_dir(self, index: int) -> Path:
+        return self.root / f"node{index}"
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.root / "gateway"
+
+    @property
+    def gw(self) -> Server:
+        assert self.gateway is not None
+        return self.gateway
+
+    async def start_node(self, index: int, port: int = 0) -> Server:
+        """Start node ``index`` over its own data dir; with ``port``, restart it there."""
+        args = ("node", "--data-dir", self.node_dir(index), "--listen", f"127.0.0.1:{port}")
+        server = await self.group.start(_hold, args, self.root / f"node{index}.log")
+        self._nodes[index] = server
+        return server
+
+    async def start_gateway(self, *options: str, with_nodes: bool = True) -> Server:
+        """Start the gateway (``options`` are more flags, say --log-format json)."""
+        node_flags: list[str] = []
+        if with_nodes:
+            for node in self.nodes[:NODES]:
+                node_flags += ["--node", node.url]
+        args = (
+            "gateway", "--data-dir", self.gateway_dir, "--listen", "127.0.0.1:0",
+            *node_flags, *options,
+        )  # fmt: skip
+        self.gateway = await self.group.start(_hold, args, self.root / "gateway.log")
+        return self.gateway
+
+    def url(self, bucket: str, key: str | None = None) -> yarl.URL:
+        """The object's URL, the key percent-encoded whole (``/`` too)."""
+        path = f"/{bucket}" if key is None else f"/{bucket}/{urllib.parse.quote(key, safe='')}"
+        return yarl.URL(self.gw.url + path, encoded=True)
+
+
+@asynccontextmanager
+async def running_service(root: Path, *gateway_options: str) -> AsyncIterator[Service]:
+    """Six node processes and a gateway process under ``root``, stopped at the end."""
+    async with contextlib.AsyncExitStack() as stack:
+        group = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(group.cancel_scope.cancel)  # runs first: stops every process
+        cluster = Service(root, group)
+        async with anyio.create_task_group() as starting:
+            for index in range(NODES):
+                starting.start_soon(cluster.start_node, index)
+        await cluster.start_gateway(*gateway_options)
+        yield cluster

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import sys
-import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -33,12 +32,11 @@ import pytest
 import yarl
 from multidict import CIMultiDict
 
-from tests.processes import Server, running
+from tests.processes import NODES, Server, Service, running_service
 from tests.s3sign import ROOT_ACCESS, ROOT_ENV, ROOT_SECRET, SignedSession, sign_raw
 
 pytestmark = pytest.mark.anyio
 
-NODES = 6
 SECTORS = 360
 MiB = 1 << 20
 TEST_TIMEOUT = 120.0
@@ -52,81 +50,6 @@ def anyio_backend() -> str:
 
 
 # -- the cluster of processes --------------------------------------------------------------
-
-
-async def _hold(
-    args: tuple[str | Path, ...], log: Path, *, task_status: anyio.abc.TaskStatus[Server]
-) -> None:
-    """Run one server until this task is cancelled (then ``running`` stops it)."""
-    async with running(*args, log=log) as server:
-        task_status.started(server)
-        await anyio.sleep_forever()
-
-
-@attrs.define
-class Service:
-    """Six node processes and a gateway process, all under ``root``."""
-
-    root: Path
-    group: anyio.abc.TaskGroup
-    gateway: Server | None = None
-    _nodes: dict[int, Server] = attrs.Factory(dict)
-
-    @property
-    def nodes(self) -> list[Server]:
-        """The node processes by index (a killed one stays until it is restarted)."""
-        return [self._nodes[index] for index in sorted(self._nodes)]
-
-    @property
-    def node_dirs(self) -> list[Path]:
-        return [self.node_dir(index) for index in sorted(self._nodes)]
-
-    def node_dir(self, index: int) -> Path:
-        return self.root / f"node{index}"
-
-    @property
-    def gateway_dir(self) -> Path:
-        return self.root / "gateway"
-
-    @property
-    def gw(self) -> Server:
-        assert self.gateway is not None
-        return self.gateway
-
-    async def start_node(self, index: int, port: int = 0) -> Server:
-        """Start node ``index`` over its own data dir; with ``port``, restart it there."""
-        args = ("node", "--data-dir", self.node_dir(index), "--listen", f"127.0.0.1:{port}")
-        server = await self.group.start(_hold, args, self.root / f"node{index}.log")
-        self._nodes[index] = server
-        return server
-
-    async def start_gateway(self, *, with_nodes: bool = True) -> Server:
-        node_flags: list[str] = []
-        if with_nodes:
-            for node in self.nodes[:NODES]:
-                node_flags += ["--node", node.url]
-        args = ("gateway", "--data-dir", self.gateway_dir, "--listen", "127.0.0.1:0", *node_flags)
-        self.gateway = await self.group.start(_hold, args, self.root / "gateway.log")
-        return self.gateway
-
-    def url(self, bucket: str, key: str | None = None) -> yarl.URL:
-        """The object's URL, the key percent-encoded whole (``/`` too)."""
-        path = f"/{bucket}" if key is None else f"/{bucket}/{urllib.parse.quote(key, safe='')}"
-        return yarl.URL(self.gw.url + path, encoded=True)
-
-
-@contextlib.asynccontextmanager
-async def running_service(root: Path) -> AsyncIterator[Service]:
-    """Six node processes and a gateway process under ``root``, stopped at the end."""
-    async with contextlib.AsyncExitStack() as stack:
-        group = await stack.enter_async_context(anyio.create_task_group())
-        stack.callback(group.cancel_scope.cancel)  # runs first: stops every process
-        cluster = Service(root, group)
-        async with anyio.create_task_group() as starting:
-            for index in range(NODES):
-                starting.start_soon(cluster.start_node, index)
-        await cluster.start_gateway()
-        yield cluster
 
 
 @pytest.fixture

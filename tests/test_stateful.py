@@ -38,7 +38,9 @@ class ClusterModel(RuleBasedStateMachine):
         self.cluster = self._open()
 
     def _open(self) -> LocalCluster:
-        cluster = LocalCluster(root=self.root, stripe_unit=512, janitor_interval=None, fsync=False)
+        cluster = LocalCluster(
+            root=self.root, stripe_unit=512, janitor_interval=None, probe_interval=None, fsync=False
+        )
         return self.portal.call(cluster.__aenter__)
 
     def _run(self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:

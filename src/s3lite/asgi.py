@@ -18,6 +18,10 @@ from typing import Any
 import anyio
 import attrs
 
+from .errors import S3liteError
+from .logs import event
+from .streams import root_cause
+
 Scope = Mapping[str, Any]
 Message = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -182,6 +186,7 @@ async def send_stream(
         gone = True
         scope.cancel()
 
+    failure: Exception | None = None
     async with anyio.create_task_group() as group:
         if receive is not None:
             group.start_soon(watch, group.cancel_scope)
@@ -190,10 +195,61 @@ async def send_stream(
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except Exception as exc:
-            raise ResponseAborted(f"response broken off after its headers: {exc}") from exc
+            failure = exc  # raised below, outside the group, so not as an ExceptionGroup
         group.cancel_scope.cancel()
+    if failure is not None:
+        raise ResponseAborted(f"response broken off after its headers: {failure}") from failure
     if not gone:
         await send({"type": "http.response.body", "body": b""})
+
+
+class Exchange:
+    """One request/response as it goes by: status and body bytes each way, whether the
+    response started and ended, whether the request body was read to its end. Use
+    :attr:`request` (whose ``receive`` counts) and :meth:`send` in its place."""
+
+    def __init__(self, request: Request, send: Send) -> None:
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = False
+        self.complete = False
+        self.broken = False
+        """Set by the app when the response broke off after its headers."""
+        self.body_done = not _has_body(request)
+        self._send = send
+        self._receive = request.receive
+        self.request = attrs.evolve(request, receive=self.receive)
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.bytes_in += len(message.get("body", b""))
+            self.body_done = not message.get("more_body", False)
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = int(message["status"])
+        elif message["type"] == "http.response.body":
+            self.bytes_out += len(message.get("body", b""))
+            self.complete = not message.get("more_body", False)
+        await self._send(message)
+
+    @property
+    def outcome(self) -> str:
+        """complete; client_gone (the client left before the response ended); broken."""
+        if self.broken:
+            return "broken"
+        return "complete" if self.complete or not self.started else "client_gone"
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return "chunked" in request.headers.get("transfer-encoding", "") or (
+        length is not None and length.strip("0") != ""
+    )
 
 
 class InFlight:
@@ -256,8 +312,17 @@ class App:
             await self.handle(request, send)
         except ResponseAborted as exc:
             # Returning without finishing the response makes the server drop the
-            # connection, which is the only way left to tell the client.
-            log.exception("%s /%s: %s", request.method, "/".join(request.segments), exc.__cause__)
+            # connection, which is the only way left to tell the client. A known
+            # failure (a node went away mid-stream) is one line; a bug keeps its stack.
+            cause = root_cause(exc.__cause__ or exc)
+            while isinstance(cause, ResponseAborted) and cause.__cause__ is not None:
+                cause = root_cause(cause.__cause__)
+            path = "/" + "/".join(request.segments)
+            if isinstance(cause, S3liteError | ClientDisconnected):
+                event(log, logging.WARNING, f"{request.method} {path}: response broken off",
+                      error=f"{type(cause).__name__}: {cause}")  # fmt: skip
+            else:
+                log.exception("%s %s: response broken off", request.method, path)
         finally:
             self.in_flight.leave()
 

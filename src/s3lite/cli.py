@@ -5,8 +5,16 @@
                    [--replaced] [--keep-alive SECONDS]
     s3lite gateway --data-dir D --listen HOST:PORT --node URL [--node URL ...] [--domain D]
     s3lite join    --gateway URL --node URL
-    s3lite status  --gateway URL
+    s3lite status  --gateway URL [--watch [--interval S]] [--json]
     s3lite key     create [--name N] | list | delete KEY | allow|deny KEY BUCKET [--read] [--write]
+    s3lite --version
+
+The servers take ``--log-format text|json`` and ``--log-level``; ``serve`` and
+``gateway`` take ``--metrics-listen HOST:PORT`` (Prometheus metrics and health checks
+on a separate listener) and ``--probe-interval`` (seconds between node probes).
+``join`` draws a progress bar on a terminal and prints one line per step otherwise;
+``status --watch`` redraws until Ctrl-C. Output into a closed pipe (``| head``) ends
+the command quietly.
 
 Servers print ``... listening on http://HOST:PORT`` on stdout once they accept
 connections (with ``:0`` the port is the one the kernel picked). A gateway's root key
@@ -20,22 +28,33 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import os
+import socket
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
 
+from .asgi import App
+from .cli_render import ProgressPrinter, status_text
 from .cluster import Cluster, LocalCluster
 from .gateway import GatewayApp
+from .gateway.admin import NDJSON
 from .gateway.auth.keystore import ROOT_PASSWORD_ENV, ROOT_USER_ENV, KeyStore, root_from_env
 from .gateway.auth.sigv4 import sign_headers
+from .gateway.ops import OpsApp
+from .logs import FORMATS, LEVELS
+from .metrics import GatewayMetrics, NodeMetrics
 from .orchestrator import POLICIES
+from .orchestrator.liveness import DEFAULT_PROBE_INTERVAL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .service import DEFAULT_KEEP_ALIVE, bind, parse_listen, run, serve, url_of
 from .storager import StorageNode
@@ -44,11 +63,49 @@ from .transport.http import HttpTransport
 from .transport.http_node import NodeApp
 
 DEFAULT_LISTEN = "127.0.0.1:9000"
+DEFAULT_WATCH_INTERVAL = 2.0
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("s3lite")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"a number of seconds above 0, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="s3lite", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="s3lite",
+        description="s3lite, a small S3-like object store: run a cluster (serve), its storage "
+        "nodes and gateways; join nodes; show the status; manage access keys.",
+    )
+    parser.add_argument("--version", action="version", version=f"s3lite {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def log_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--log-format", choices=FORMATS, default="text",
+                             help="log lines as text or as JSON (default: text)")  # fmt: skip
+        command.add_argument("--log-level", choices=LEVELS, default="info",
+                             help="least severe level logged (default: info)")  # fmt: skip
+
+    def gateway_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--metrics-listen", metavar="HOST:PORT",
+                             help="serve /metrics and the health checks on this address, "
+                             "without credentials (default: no metrics listener)")  # fmt: skip
+        command.add_argument("--probe-interval", type=_positive, metavar="SECONDS",
+                             default=DEFAULT_PROBE_INTERVAL,
+                             help="seconds between node probes (default: 2)")  # fmt: skip
 
     def cluster_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--policy", choices=sorted(POLICIES), default="fill",
@@ -64,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--nodes", type=int, default=6, help="nodes of a new cluster (>= 6)")
     cluster_options(serve_cmd)
     serve_cmd.add_argument("--domain", help="serve virtual-hosted-style requests for BUCKET.DOMAIN")
+    gateway_options(serve_cmd)
+    log_options(serve_cmd)
 
     node_cmd = commands.add_parser("node", help="one storage node")
     node_cmd.add_argument("--data-dir", type=Path, required=True)
@@ -79,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_cmd.add_argument("--keep-alive", type=int, default=DEFAULT_KEEP_ALIVE,
                           metavar="SECONDS", help="close idle connections after this long "
                           f"(default {DEFAULT_KEEP_ALIVE})")  # fmt: skip
+    log_options(node_cmd)
 
     gateway_cmd = commands.add_parser("gateway", help="the HTTP gateway over remote nodes")
     gateway_cmd.add_argument("--data-dir", type=Path, required=True)
@@ -90,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     gateway_cmd.add_argument(
         "--domain", help="serve virtual-hosted-style requests for BUCKET.DOMAIN"
     )
+    gateway_options(gateway_cmd)
+    log_options(gateway_cmd)
 
     def admin_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--gateway", required=True, metavar="URL")
@@ -100,9 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     admin_options(join_cmd)
     join_cmd.add_argument("--node", required=True, metavar="URL")
 
-    status_cmd = commands.add_parser("status", help="nodes, arcs, usage and migrations")
+    status_cmd = commands.add_parser(
+        "status", help="nodes (up, down, joining), usage, arcs and migrations"
+    )
     admin_options(status_cmd)
     status_cmd.add_argument("--json", action="store_true", help="print the raw JSON")
+    status_cmd.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
+    status_cmd.add_argument("--interval", type=_positive, metavar="SECONDS",
+                            default=DEFAULT_WATCH_INTERVAL,
+                            help="seconds between redraws (default: 2)")  # fmt: skip
 
     key_cmd = commands.add_parser("key", help="manage access keys and their grants")
     verbs = key_cmd.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -128,38 +196,53 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "serve":
-            run(lambda: _serve(args))
-        elif args.command == "node":
-            run(lambda: _node(args))
-        elif args.command == "gateway":
-            run(lambda: _gateway(args))
-        elif args.command == "join":
-            result = _admin(args, "POST", "join", {"node": args.node})
-            print(f"node {result['node_id']} joined; its sectors have moved")
-        elif args.command == "status":
-            _print_status(_admin(args, "GET", "status"), raw=args.json)
-        else:
-            _key(args)
+        with _quiet_broken_pipe():
+            if args.command in ("serve", "node", "gateway"):
+                server = {"serve": _serve, "node": _node, "gateway": _gateway}[args.command]
+                run(lambda: server(args), log_format=args.log_format, log_level=args.log_level)
+            elif args.command == "join":
+                _join(args)
+            elif args.command == "status":
+                _status(args)
+            else:
+                _key(args)
+    except KeyboardInterrupt:
+        return 130 if args.command != "status" else 0
     except (ValueError, OSError) as exc:
         print(f"s3lite {args.command}: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
+@contextmanager
+def _quiet_broken_pipe() -> Iterator[None]:
+    """End quietly when whoever reads our output has stopped (``s3lite status | head``):
+    no traceback, and nothing more written to the closed pipe (not even at exit)."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 async def _serve(args: argparse.Namespace) -> None:
     sock = bind(*parse_listen(args.listen))
+    metrics_sock = bind(*parse_listen(args.metrics_listen)) if args.metrics_listen else None
     async with LocalCluster(
         args.data_dir,
         args.nodes,
         policy=args.policy,
         stripe_unit=args.stripe_unit,
         root_key=root_from_env(),
+        probe_interval=args.probe_interval,
+        metrics=GatewayMetrics(process=True),
     ) as cluster:
         app = _app(cluster, args.domain)
         url = url_of(sock)
         root = cluster.keys.root
         print(f"s3lite gateway listening on {url} ({len(cluster.nodes)} nodes in {args.data_dir})")
+        print(f"  console: {url}/_console (log in with the root key)")
         print(f"  root access key: {root.access_key}")
         print(f"  root secret key: {root.secret}")
         print(f"  export AWS_ACCESS_KEY_ID={root.access_key} AWS_SECRET_ACCESS_KEY={root.secret}")
@@ -168,8 +251,19 @@ async def _serve(args: argparse.Namespace) -> None:
         )
         print(f"  try: curl {sigv4} -X PUT {url}/demo")
         print(f"       curl {sigv4} -T README.md {url}/demo/readme.md")
-        print(f"       aws --endpoint-url {url} s3 ls s3://demo/", flush=True)
-        await serve(app, sock)
+        print(f"       aws --endpoint-url {url} s3 ls s3://demo/")
+        print(f"       s3lite status --gateway {url}    (with the root key exported as below)")
+        print(f"       export {ROOT_USER_ENV}={root.access_key} {ROOT_PASSWORD_ENV}={root.secret}")
+        await serve(app, sock, _ops(cluster, metrics_sock))
+
+
+def _ops(cluster: Cluster, sock: socket.socket | None) -> dict[socket.socket, App]:
+    """The metrics listener, if asked for (its URL printed)."""
+    if sock is None:
+        print("  (no metrics listener: add --metrics-listen HOST:PORT)", flush=True)
+        return {}
+    print(f"  metrics: {url_of(sock)}/metrics  health: {url_of(sock)}/health/ready", flush=True)
+    return {sock: OpsApp(cluster.orchestrator, cluster.metrics)}
 
 
 def _app(cluster: Cluster, domain: str | None) -> GatewayApp:
@@ -194,7 +288,7 @@ async def _node(args: argparse.Namespace) -> None:
     )
     state = " (replaced: empty until rebuilt)" if args.replaced else ""
     print(f"s3lite node {node.node_id} listening on {url_of(sock)}{state}", flush=True)
-    await serve(NodeApp(node), sock, keep_alive=args.keep_alive)
+    await serve(NodeApp(node, NodeMetrics(process=True)), sock, keep_alive=args.keep_alive)
 
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -210,6 +304,7 @@ def _bytes(text: str) -> int:
 
 async def _gateway(args: argparse.Namespace) -> None:
     sock = bind(*parse_listen(args.listen))
+    metrics_sock = bind(*parse_listen(args.metrics_listen)) if args.metrics_listen else None
     cluster = Cluster(
         args.data_dir,
         HttpTransport(),
@@ -217,6 +312,8 @@ async def _gateway(args: argparse.Namespace) -> None:
         policy=args.policy,
         stripe_unit=args.stripe_unit,
         root=root_from_env(),
+        probe_interval=args.probe_interval,
+        metrics=GatewayMetrics(process=True),
     )
     async with cluster:
         known = {info.address for info in cluster.orchestrator.topology.nodes}
@@ -224,8 +321,9 @@ async def _gateway(args: argparse.Namespace) -> None:
             print(f"ignoring --node {address}: not in the cluster; use `s3lite join`")
         app = _app(cluster, args.domain)
         _announce_root(cluster.keys)
+        extra = _ops(cluster, metrics_sock)
         print(f"s3lite gateway listening on {url_of(sock)}", flush=True)
-        await serve(app, sock)
+        await serve(app, sock, extra)
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str, str]:
@@ -239,15 +337,23 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str]:
     return access_key, secret
 
 
-def _admin(args: argparse.Namespace, method: str, route: str, payload: object = None) -> Any:
-    """Call an admin route, signed with the root key (SigV4, body hash included)."""
+@contextmanager
+def _admin_call(
+    args: argparse.Namespace,
+    method: str,
+    route: str,
+    payload: object = None,
+    accept: str = "application/json",
+) -> Iterator[HTTPResponse]:
+    """An admin route's response, signed with the root key (SigV4, body hash
+    included); an error status raises ValueError with the gateway's message."""
     access_key, secret = _credentials(args)
     url = f"{args.gateway.rstrip('/')}/_admin/{route}"
     data = b"" if payload is None else json.dumps(payload).encode()
     headers = sign_headers(
         method,
         url,
-        {"content-type": "application/json"},
+        {"content-type": "application/json", "accept": accept},
         hashlib.sha256(data).hexdigest(),
         access_key=access_key,
         secret=secret,
@@ -255,14 +361,61 @@ def _admin(args: argparse.Namespace, method: str, route: str, payload: object = 
     )
     request = urllib.request.Request(url, data=data or None, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=24 * 3600) as response:
-            return json.loads(response.read())
+        response = urllib.request.urlopen(request, timeout=24 * 3600)
     except urllib.error.HTTPError as exc:
         try:
             detail = json.loads(exc.read()).get("message", exc.reason)
         except ValueError:
             detail = exc.reason
         raise ValueError(f"{url}: {detail}") from None
+    with response:
+        yield response
+
+
+def _admin(args: argparse.Namespace, method: str, route: str, payload: object = None) -> Any:
+    """Call an admin route; its JSON answer."""
+    with _admin_call(args, method, route, payload) as response:
+        return json.loads(response.read())
+
+
+def _follow(args: argparse.Namespace, route: str, payload: object, what: str) -> Any:
+    """Run a long admin task that streams progress (admin.stream_task), drawing it
+    as it goes; returns its result, raises ValueError with its error. ``s3lite heal``
+    can use this as ``join`` does."""
+    printer = ProgressPrinter(sys.stdout, tty=sys.stdout.isatty())
+    try:
+        with _admin_call(args, "POST", route, payload, accept=NDJSON) as response:
+            for raw in response:
+                message = json.loads(raw)
+                if message.get("event") == "done":
+                    return message.get("result")
+                if message.get("event") == "error":
+                    printer.close()
+                    raise ValueError(f"{what} failed: {message.get('message')}")
+                printer.feed(message)
+    finally:
+        printer.close()
+    raise ValueError(f"the gateway ended the stream before the {what} finished")
+
+
+def _join(args: argparse.Namespace) -> None:
+    result = _follow(args, "join", {"node": args.node}, "join")
+    print(f"node {result['node_id']} joined; its sectors have moved", flush=True)
+
+
+def _status(args: argparse.Namespace) -> None:
+    if not args.watch:
+        _print_status(_admin(args, "GET", "status"), raw=args.json)
+        return
+    tty = sys.stdout.isatty()
+    while True:
+        status = _admin(args, "GET", "status")
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        header = f"{stamp}  (every {args.interval:g} s, Ctrl-C to stop)\n"
+        body = json.dumps(status, indent=2) + "\n" if args.json else status_text(status)
+        sys.stdout.write((CLEAR_SCREEN if tty else "") + header + body + ("" if tty else "\n"))
+        sys.stdout.flush()
+        time.sleep(args.interval)
 
 
 def _key(args: argparse.Namespace) -> None:
@@ -295,23 +448,8 @@ def _key(args: argparse.Namespace) -> None:
 
 
 def _print_status(status: dict[str, Any], *, raw: bool) -> None:
-    if raw:
-        print(json.dumps(status, indent=2))
-        return
-    print(f"policy {status['policy']}, topology generation {status['generation']}")
-    print(f"{'node':<16} {'state':<8} {'sectors':>7} {'bytes':>14}  address / arcs")
-    for node in status["nodes"]:
-        size = "unreachable" if node["bytes"] is None else f"{node['bytes']:,}"
-        print(
-            f"{node['id']:<16} {node['state']:<8} {node['sectors']:>7} {size:>14}  "
-            f"{node['address']}\n{'':<50}{' '.join(node['arcs'])}"
-        )
-    migration = status["migration"]
-    if migration:
-        print(
-            f"migration: {migration['sectors']} sectors to {migration['node']} "
-            f"({migration['phase']}) from {migration['donors']}"
-        )
+    sys.stdout.write(json.dumps(status, indent=2) + "\n" if raw else status_text(status))
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

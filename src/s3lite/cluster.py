@@ -32,7 +32,9 @@ from typing import Self
 import anyio
 
 from .gateway.auth.keystore import KeyStore
+from .metrics import GatewayMetrics
 from .orchestrator import Orchestrator, Topology, TopologyFile
+from .orchestrator.liveness import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
 from .receiver import Janitor, Receiver, SqliteManifestStore
 from .receiver.buckets import Buckets
 from .receiver.janitor import DEFAULT_PENDING_TTL
@@ -55,7 +57,10 @@ class Cluster:
     ``janitor_interval`` seconds (None: only at open and when called). ``fsync=False``
     trades durability across power cuts (not process crashes) for speed. ``root`` is
     the gateway's root key (access key id, secret); None keeps the stored one or
-    generates one (``cluster.keys.generated_root`` then says so).
+    generates one (``cluster.keys.generated_root`` then says so). Every node is probed
+    every ``probe_interval`` seconds (None: only when asked), each probe bounded by
+    ``probe_timeout`` (orchestrator/liveness.py). ``metrics`` is where the cluster's
+    figures go (a new registry if None).
     """
 
     def __init__(
@@ -70,8 +75,14 @@ class Cluster:
         janitor_interval: float | None = DEFAULT_JANITOR_INTERVAL,
         fsync: bool = True,
         root: tuple[str, str] | None = None,
+        probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
+        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self._probe_interval = probe_interval
+        self._probe_timeout = probe_timeout
+        self.metrics = metrics or GatewayMetrics()
         self._root = root
         self._keys: KeyStore | None = None
         self.transport = transport
@@ -142,7 +153,13 @@ class Cluster:
             self.data_dir / "manifests.sqlite3", durable=self._fsync
         )
         self._stack.push_async_callback(manifests.close)
-        orchestrator = Orchestrator(self.transport, store, policy=self._policy)
+        orchestrator = Orchestrator(
+            self.transport,
+            store,
+            policy=self._policy,
+            metrics=self.metrics,
+            probe_timeout=self._probe_timeout,
+        )
         receiver = Receiver(orchestrator, manifests, stripe_unit=self._stripe_unit)
         janitor = Janitor(
             orchestrator,
@@ -159,10 +176,13 @@ class Cluster:
         await orchestrator.resume()
         # Nothing is being uploaded yet, so every pending upload is a crash's leftover.
         await janitor.run_once(pending_before=time.time())
-        if self._janitor_interval is not None:
+        if self._janitor_interval is not None or self._probe_interval is not None:
             group = await self._stack.enter_async_context(anyio.create_task_group())
             self._stack.callback(group.cancel_scope.cancel)
-            group.start_soon(self._janitor_loop, self._janitor_interval)
+            if self._janitor_interval is not None:
+                group.start_soon(self._janitor_loop, self._janitor_interval)
+            if self._probe_interval is not None:
+                group.start_soon(orchestrator.run_probes, self._probe_interval)
 
     async def _janitor_loop(self, interval: float) -> None:
         while True:
@@ -201,6 +221,9 @@ class LocalCluster(Cluster):
         janitor_interval: float | None = DEFAULT_JANITOR_INTERVAL,
         fsync: bool = True,
         root_key: tuple[str, str] | None = None,
+        probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
+        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.root = Path(root)
         self.transport: MemoryTransport = MemoryTransport()
@@ -213,6 +236,9 @@ class LocalCluster(Cluster):
             janitor_interval=janitor_interval,
             fsync=fsync,
             root=root_key,
+            probe_interval=probe_interval,
+            probe_timeout=probe_timeout,
+            metrics=metrics,
         )
         self._initial_nodes = nodes
         self.nodes: dict[str, StorageNode] = {}

@@ -4,17 +4,18 @@ Binding first means ``--listen 127.0.0.1:0`` works (the kernel picks a port, and
 print the real one), and that clients can connect as soon as the address is printed.
 uvicorn runs with httptools and uvloop (measured fastest, README); its graceful
 shutdown on SIGINT/SIGTERM returns from :func:`serve`, and the callers' ``async
-with`` blocks then close their state.
+with`` blocks then close their state. One server can listen on several sockets, each
+with its own app (the gateway's S3 port and its metrics listener). uvicorn logs
+through s3lite's handler (s3lite.logs), never its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import logging
 import signal
 import socket
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -22,6 +23,7 @@ import anyio
 import uvicorn
 
 from .asgi import Receive, Scope, Send
+from .logs import configure, drop_unfinished_response_lines, quiet_loop_errors
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -54,35 +56,70 @@ DEFAULT_KEEP_ALIVE = 30
 connections to nodes; the HTTP transport takes one only once it has bytes to send."""
 
 
-async def serve(app: App, sock: socket.socket, *, keep_alive: int = DEFAULT_KEEP_ALIVE) -> None:
-    """Serve ``app`` on ``sock`` until SIGINT or SIGTERM; idle connections are closed
-    after ``keep_alive`` seconds."""
+def _address(sock: socket.socket) -> tuple[str, int]:
+    host, port = sock.getsockname()[:2]
+    return str(host), int(port)
+
+
+class _ByListener:
+    """Dispatches each connection to the app of the socket it arrived on."""
+
+    def __init__(self, default: App, apps: Mapping[tuple[str, int], App]) -> None:
+        self._default = default
+        self._apps = dict(apps)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        app = self._default
+        if server is not None:
+            app = self._apps.get((str(server[0]), int(server[1])), self._default)
+        await app(scope, receive, send)
+
+
+async def serve(
+    app: App,
+    sock: socket.socket,
+    extra: Mapping[socket.socket, App] | None = None,
+    *,
+    keep_alive: int = DEFAULT_KEEP_ALIVE,
+) -> None:
+    """Serve ``app`` on ``sock`` (and each app of ``extra`` on its socket) until
+    SIGINT or SIGTERM; idle connections are closed after ``keep_alive`` seconds."""
+    drop_unfinished_response_lines()
+    served: App = app
+    if extra:
+        served = _ByListener(app, {_address(s): other for s, other in extra.items()})
     config = uvicorn.Config(
-        app,
+        served,
         http="httptools",
         lifespan="off",
         access_log=False,
+        log_config=None,
         log_level="warning",
         timeout_keep_alive=keep_alive,
     )
-    await uvicorn.Server(config).serve(sockets=[sock])
+    await uvicorn.Server(config).serve(sockets=[sock, *(extra or {})])
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def run(main: Callable[[], Awaitable[Any]]) -> None:
-    """Run ``main`` on asyncio with uvloop; SIGTERM and Ctrl-C end it cleanly.
+def run(
+    main: Callable[[], Awaitable[Any]], *, log_format: str = "text", log_level: str = "info"
+) -> None:
+    """Run ``main`` on asyncio with uvloop, logging as asked; SIGTERM and Ctrl-C end
+    it cleanly.
 
     uvicorn re-raises the signal that stopped it once it has shut down; the handler
     installed here turns that into SystemExit, so ``async with`` blocks still close.
     """
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(log_format, log_level)
     signal.signal(signal.SIGTERM, _terminate)
+
+    async def logged() -> None:
+        quiet_loop_errors(asyncio.get_running_loop())
+        await main()
+
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
+        anyio.run(logged, backend="asyncio", backend_options={"use_uvloop": True})

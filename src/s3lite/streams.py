@@ -43,6 +43,11 @@ def single_error() -> Iterator[None]:
         raise _root_cause(group) from None
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """``exc``, or the one error that caused it if it is a task group's ExceptionGroup."""
+    return _root_cause(exc) if isinstance(exc, BaseExceptionGroup) else exc
+
+
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):

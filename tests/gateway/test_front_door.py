@@ -13,6 +13,7 @@ import pytest
 from botocore.credentials import Credentials
 
 from s3lite import LocalCluster
+from s3lite.logs import JsonFormatter, TextFormatter, fields_of
 from tests.gateway.harness import (
     NS,
     Gateway,
@@ -421,12 +422,25 @@ async def test_one_log_line_per_request_without_secrets(
         assert (response.status, await response.read()) == (200, DATA)
         request_id = response.headers["x-amz-request-id"]
     await gateway.idle()  # the line is written once the response is out
-    lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
-    assert len(lines) == 1
-    line = lines[0]
-    assert f"key={ROOT.access_key}" in line
-    assert f"GET {stored} GetObject 200 in=0 out={len(DATA)}" in line
+    records = [r for r in caplog.records if fields_of(r).get("request_id") == request_id]
+    assert len(records) == 1
+    fields = dict(fields_of(records[0]))
+    assert records[0].getMessage() == f"GET {stored} 200"
+    assert fields.pop("duration_ms") >= 0
+    assert fields == {
+        "request_id": request_id,
+        "access_key": ROOT.access_key,
+        "operation": "GetObject",
+        "method": "GET",
+        "path": stored,
+        "status": 200,
+        "bytes_in": 0,
+        "bytes_out": len(DATA),
+        "outcome": "complete",
+    }
     signature = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["X-Amz-Signature"][0]
-    text = caplog.text
-    assert signature not in text
-    assert ROOT_SECRET not in text
+    for formatter in (TextFormatter(), JsonFormatter()):
+        text = "\n".join(formatter.format(record) for record in caplog.records)
+        assert request_id in text
+        assert signature not in text
+        assert ROOT_SECRET not in text

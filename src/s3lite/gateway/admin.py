@@ -2,8 +2,10 @@
 Every route needs a request signed by the root key (the app checks it as it checks
 any operation: the router marks them all Access.ADMIN).
 
-    GET    status                  nodes, arcs, usage, migration
-    POST   join                    {"node": URL}: join a node (returns when rebalanced)
+    GET    status                  nodes (up/down/joining, since, full, usage), arcs,
+                                   migration, progress (probes every node first)
+    POST   join                    {"node": URL}: join a node (returns when rebalanced);
+                                   with Accept: application/x-ndjson, streams progress
     GET    idle                    returns once no other request is in flight (tests)
     GET    keys                    every key (no secrets) with its grants
     POST   keys                    {"name": ...}: a new key; the only time its secret is shown
@@ -12,18 +14,36 @@ any operation: the router marks them all Access.ADMIN).
     POST   keys/KEY/deny           the same, taking the named rights away
 
 Errors are JSON too: ``{"error": <error class>, "message": ...}`` with the error's status.
+
+A streamed join (progress.py's events, one JSON object per line) answers 200 at once
+and then sends ``{"event": "step", "step": ..., "details": {...}, "progress": P}`` per
+step, ``{"event": "progress", "progress": P}`` at most every PROGRESS_INTERVAL
+seconds while bytes move, and ends with ``{"event": "done", "result": {"node_id":
+...}, "progress": P}`` or ``{"event": "error", "error": <class>, "message": ...,
+"status": <HTTP status it would have had>}``. P is a Progress.snapshot(). The join
+does not depend on the caller: a client that goes away does not stop it (the stream's
+writes then go nowhere); its progress stays in ``status``. :func:`stream_task` is the
+same machinery for any long task (the healer's pass).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import anyio
 
 from ..asgi import MAX_JSON_BODY, BadRequest, Send, send_json
-from ..errors import InvalidArgument, JoinRefused, NotFound, S3liteError
+from ..errors import InvalidArgument, JoinRefused, NotFound
+from ..orchestrator import NodeState
 from ..receiver.buckets import check_bucket
 from .call import Call, Handler, Services
+from .errors import entry_of
+
+NDJSON: Final = "application/x-ndjson"
+PROGRESS_INTERVAL: Final = 0.25
+"""Seconds between two progress lines of a stream (steps are sent at once)."""
 
 
 async def admin(call: Call, send: Send) -> None:
@@ -38,8 +58,15 @@ async def admin(call: Call, send: Send) -> None:
             node = payload.get("node") if isinstance(payload, Mapping) else None
             if not isinstance(node, str) or not node:
                 raise JoinRefused(f'join needs {{"node": "<url>"}}, got {payload!r}')
-            node_id = await services.orchestrator.add_node(node)
-            await send_json(send, 200, {"node_id": node_id})
+            orchestrator = services.orchestrator
+
+            async def join() -> dict[str, Any]:
+                return {"node_id": await orchestrator.add_node(node)}
+
+            if NDJSON in request.headers.get("accept", ""):
+                await stream_task(send, orchestrator.progress_listeners, join)
+            else:
+                await send_json(send, 200, await join())
         case "GET", ("idle",):
             await services.in_flight.wait_idle(own=1)
             await send_json(send, 200, {})
@@ -96,31 +123,46 @@ async def _grant(services: Services, access_key: str, verb: str, payload: Any) -
 
 
 async def status(services: Services) -> dict[str, Any]:
-    """Nodes with their state, arcs and usage; the migration in progress, if any."""
+    """The cluster now: nodes with their ring state, liveness (probed first, so a node
+    that just came back shows up), usage against the fair share, arcs; the migration
+    and the progress of long tasks."""
     orchestrator = services.orchestrator
+    await orchestrator.probe()
     topology = orchestrator.topology
     ring = orchestrator.ring
-    nodes = []
+    liveness = orchestrator.liveness
+    nodes: list[dict[str, Any]] = []
     for info in topology.nodes:
-        entry: dict[str, Any] = {
-            "id": info.node_id,
-            "address": info.address,
-            "state": info.state.value,
-            "sectors": len(ring.sectors_of(info.node_id)),
-            "arcs": [str(arc) for arc in ring.arcs_of(info.node_id)],
-        }
-        try:
-            usage = await orchestrator.client(info.node_id).usage()
-            entry["bytes"] = sum(usage.values())
-        except S3liteError as exc:
-            entry["bytes"] = None
-            entry["error"] = str(exc)
-        nodes.append(entry)
+        live = liveness.state(info.node_id)
+        health = live.health if live.up else None
+        nodes.append(
+            {
+                "id": info.node_id,
+                "address": info.address,
+                "state": info.state.value,
+                "up": live.up,
+                "condition": _condition(info.state, live.up, live.full),
+                "since": live.since,
+                "down_since": None if live.up else live.since,
+                "reason": live.reason or None,
+                "full": live.full,
+                "bytes": None if health is None else health.bytes_stored,
+                "parts": None if health is None else health.parts,
+                "free_bytes": getattr(health, "free_bytes", None),
+                "sectors": len(ring.sectors_of(info.node_id)),
+                "arcs": [str(arc) for arc in ring.arcs_of(info.node_id)],
+            }
+        )
+    ready = [n for n in nodes if n["state"] == NodeState.READY.value]
+    known = [n["bytes"] for n in ready if n["bytes"] is not None]
     migration = topology.migration
+    progress = orchestrator.progress
     return {
         "policy": topology.policy,
         "generation": topology.generation,
         "nodes": nodes,
+        "nodes_up": sum(1 for n in ready if n["up"]),
+        "fair_share_bytes": sum(known) // len(known) if known else None,
         "migration": None
         if migration is None
         else {
@@ -129,8 +171,80 @@ async def status(services: Services) -> dict[str, Any]:
             "sectors": len(migration.moves),
             "donors": {d: len(s) for d, s in migration.plan.by_donor().items()},
         },
+        "progress": {"join": None if progress is None else progress.snapshot()},
         "requests_in_flight": services.in_flight.count - 1,
     }
+
+
+def _condition(state: NodeState, up: bool, full: bool) -> str:
+    """One word for people: joining, down, full or up."""
+    if not up:
+        return "down"
+    if state is NodeState.JOINING:
+        return "joining"
+    return "full" if full else "up"
+
+
+async def stream_task(
+    send: Send,
+    listeners: list[Callable[[dict[str, Any]], None]],
+    work: Callable[[], Awaitable[dict[str, Any]]],
+) -> None:
+    """Run ``work`` and stream the progress events ``listeners`` receive meanwhile as
+    NDJSON (see the module doc); the last line is ``done`` with what ``work``
+    returned, or ``error``. Steps are sent in order; progress lines are coalesced to
+    one per PROGRESS_INTERVAL."""
+    steps: list[dict[str, Any]] = []
+    latest: list[dict[str, Any]] = []
+    changed = anyio.Event()
+
+    def listen(message: dict[str, Any]) -> None:
+        nonlocal changed
+        if message["event"] == "progress":
+            latest[:] = [message]
+        elif message["event"] == "step":
+            steps.append(message)
+        changed.set()
+
+    async def line(message: dict[str, Any]) -> None:
+        data = json.dumps(message, default=str).encode() + b"\n"
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def forward(done: anyio.Event) -> None:
+        nonlocal changed
+        while True:
+            await changed.wait()
+            changed = anyio.Event()
+            while steps:
+                await line(steps.pop(0))
+            if latest:
+                await line(latest.pop())
+            if done.is_set():
+                return
+            await anyio.sleep(PROGRESS_INTERVAL)
+
+    headers = [(b"content-type", NDJSON.encode()), (b"cache-control", b"no-store")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    listeners.append(listen)
+    done = anyio.Event()
+    ending: dict[str, Any]
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(forward, done)
+            try:
+                result = await work()
+            except Exception as exc:
+                entry = entry_of(exc)
+                ending = {"event": "error", "error": type(exc).__name__, "message": str(exc),
+                          "status": entry.status}  # fmt: skip
+            else:
+                ending = {"event": "done", "result": result}
+            done.set()
+            changed.set()
+    finally:
+        listeners.remove(listen)
+    await line(ending)
+    await send({"type": "http.response.body", "body": b""})
 
 
 HANDLERS: dict[str, Handler] = {"Admin": admin}

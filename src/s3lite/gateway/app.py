@@ -10,9 +10,15 @@ and logged, in that order, and every error goes through the one table (errors.py
    source's bucket).
 5. Dispatch to the operation's handler; an operation without one is answered 501
    NotImplemented and changes nothing.
-6. One log line at info level: request id, access key id, method, path, operation,
-   status, bytes in and out, duration. Never a query string (a presigned URL's carries
-   its signature), a header value or a secret.
+6. One log line at info level (structured, s3lite.logs): request_id, access_key,
+   operation, method, path, status, bytes_in, bytes_out, duration_ms and outcome
+   (complete; client_gone when the client left before the end of the response;
+   broken when the response broke off after its headers). Never a query string (a
+   presigned URL's carries its signature), a header value or a secret. The same
+   figures go to the metrics (s3lite_requests_total and friends).
+
+Health checks (``/health/live``, ``/health/ready``, ops.py) are answered before all
+this when the request is unsigned, and are neither logged nor counted.
 
 An error answered before the request body was read to its end closes the connection
 (``Connection: close``): with ``Expect: 100-continue`` the client never sends the body
@@ -34,6 +40,7 @@ from collections.abc import Callable
 from ..asgi import (
     App,
     BadRequest,
+    Exchange,
     Message,
     Request,
     ResponseAborted,
@@ -50,6 +57,9 @@ from ..errors import (
     NotEnoughNodes,
     NotImplementedYet,
 )
+from ..logs import event
+from ..logs import fields_extra as _fields
+from ..metrics import GatewayMetrics
 from ..orchestrator import Orchestrator
 from ..receiver import Receiver
 from ..receiver.buckets import Buckets
@@ -60,6 +70,7 @@ from .auth.keystore import KeyStore
 from .auth.policy import NOBODY, Identity, allowed
 from .call import Call, Handler, Services
 from .errors import entry_of, is_known
+from .ops import HEALTH_PATHS, answer_health, is_unsigned
 from .router import ADMIN_PREFIX, Access, Operation, route
 
 log = logging.getLogger(__name__)
@@ -77,43 +88,18 @@ HANDLERS: dict[str, Handler] = {
 """One handler per implemented operation (router.IMPLEMENTED; a test checks they agree)."""
 
 
-class _Exchange:
-    """What the log line and the error path need to know about one exchange: status
-    and bytes each way, whether the response has started and the body was read."""
+class _Exchange(Exchange):
+    """An exchange whose response carries the request id (x-amz-request-id)."""
 
     def __init__(self, request: Request, send: Send, request_id: str) -> None:
-        self.status = 0
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.started = False
-        self.body_done = not _has_body(request)
-        self._send = send
-        self._receive = request.receive
+        super().__init__(request, send)
         self._id = request_id.encode()
-
-    async def receive(self) -> Message:
-        message = await self._receive()
-        if message["type"] == "http.request":
-            self.bytes_in += len(message.get("body", b""))
-            self.body_done = not message.get("more_body", False)
-        return message
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self.started = True
-            self.status = int(message["status"])
             headers = [*message.get("headers", []), (b"x-amz-request-id", self._id)]
             message = {**message, "headers": headers}
-        elif message["type"] == "http.response.body":
-            self.bytes_out += len(message.get("body", b""))
-        await self._send(message)
-
-
-def _has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
-    return "chunked" in request.headers.get("transfer-encoding", "") or (
-        length is not None and length.strip("0") != ""
-    )
+        await super().send(message)
 
 
 class GatewayApp(App):
@@ -131,6 +117,7 @@ class GatewayApp(App):
         body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT,
         domain: str | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         super().__init__()
         self.services = Services(
@@ -138,6 +125,8 @@ class GatewayApp(App):
         )
         self.domain = domain
         self.clock = clock
+        self.metrics = metrics or orchestrator.metrics
+        """Where requests are counted (the cluster's registry, by default)."""
 
     async def reject(self, scope: Scope, send: Send, error: BadRequest) -> None:
         request_id = uuid.uuid4().hex[:16]
@@ -146,21 +135,17 @@ class GatewayApp(App):
         await send_bytes(send, 400, body, headers)
 
     async def handle(self, request: Request, send: Send) -> None:
+        if request.segments in HEALTH_PATHS and is_unsigned(request):
+            await answer_health(request, send, self.services.orchestrator)
+            return
         request_id = uuid.uuid4().hex[:16]
         started = time.monotonic()
         exchange = _Exchange(request, send, request_id)
-        request = Request(
-            request.method,
-            request.segments,
-            request.query,
-            request.headers,
-            exchange.receive,
-            request.raw_path,
-            request.raw_query,
-        )
+        request = exchange.request
         path = "/" + "/".join(request.segments)
         access_key = "-"
         operation = "-"
+        self.metrics.http.in_flight.inc()
         try:
             identity, verified = self._authenticate(request)
             access_key = identity.access_key
@@ -170,23 +155,33 @@ class GatewayApp(App):
             call = Call(request, op, identity, verified, request_id, self.services)
             await HANDLERS[op.name](call, exchange.send)
         except ResponseAborted:
+            exchange.broken = True
             raise
         except Exception as exc:
             if exchange.started:
+                exchange.broken = True
                 raise ResponseAborted(f"failed after the response started: {exc}") from exc
             await self._error(request, exchange, exc, path, request_id)
         finally:
-            log.info(
-                "%s key=%s %s %s %s %d in=%d out=%d %.1fms",
-                request_id,
-                access_key,
-                request.method,
-                path,
-                operation,
-                exchange.status,
-                exchange.bytes_in,
-                exchange.bytes_out,
-                (time.monotonic() - started) * 1000,
+            seconds = time.monotonic() - started
+            self.metrics.http.in_flight.dec()
+            self.metrics.http.observe(
+                operation, exchange.status, seconds, exchange.bytes_in, exchange.bytes_out
+            )
+            event(
+                log,
+                logging.INFO,
+                f"{request.method} {path} {exchange.status}",
+                request_id=request_id,
+                access_key=access_key,
+                operation=operation,
+                method=request.method,
+                path=path,
+                status=exchange.status,
+                bytes_in=exchange.bytes_in,
+                bytes_out=exchange.bytes_out,
+                duration_ms=round(seconds * 1000, 1),
+                outcome=exchange.outcome,
             )
 
     def _authenticate(self, request: Request) -> tuple[Identity, sigv4.Verified]:
@@ -224,10 +219,12 @@ class GatewayApp(App):
         entry = entry_of(exc)
         message = str(exc)
         if not is_known(exc):
-            log.exception("%s %s %s failed", request_id, request.method, path)
+            log.exception(
+                "%s %s failed", request.method, path, extra=_fields(request_id=request_id)
+            )
             message = f"internal error; the gateway's log has the details under {request_id}"
         elif isinstance(exc, NodeUnavailable | NotEnoughNodes):
-            log.warning("%s %s %s: %s", request_id, request.method, path, exc)
+            event(log, logging.WARNING, f"{request.method} {path}: {exc}", request_id=request_id)
         headers = entry.headers(exc)
         if not exchange.body_done and ("connection", "close") not in headers:
             headers = [*headers, ("connection", "close")]

@@ -2,7 +2,7 @@
 
 from ..sectors import SECTORS
 from .catalog import PartCatalog, PlacedPart, parse_part_name, part_name
-from .orchestrator import Orchestrator
+from .orchestrator import MIN_NODES, Orchestrator
 from .persistence import TopologyFile, TopologyStore
 from .placement import PARTS_PER_SEGMENT, place_parts
 from .policies import POLICIES, JoinPlan, JoinPolicy, get_policy
@@ -11,6 +11,7 @@ from .routing import RoutingView
 from .topology import Migration, MigrationPhase, NodeInfo, NodeState, Topology
 
 __all__ = [
+    "MIN_NODES",
     "PARTS_PER_SEGMENT",
     "POLICIES",
     "SECTORS",

@@ -17,6 +17,14 @@ A join runs in these steps; each step that changes routing is persisted first
    dual write to the new node failed meanwhile (the donor's copy succeeded, so the
    client's write stood), the sectors are copied once more before the drop.
 
+Each step is logged (one line) and reported through :attr:`Orchestrator.progress`
+(s3lite.progress), which also counts the sectors and bytes relayed during the copy:
+the admin API streams it to ``s3lite join`` and the metrics export it.
+
+Every node call goes through ``client(id)``, an ObservedClient (observed.py): a
+failure marks the node down in :attr:`Orchestrator.liveness` at once, and
+:meth:`Orchestrator.run_probes` brings it back when it answers again.
+
 A crash before step 5 is resumed on restart by clearing the new node's moving sectors
 and copying again (the donors still hold everything); after step 5, by copying again
 (a dual write may have been missed) and dropping the donors' copies. An ordinary error
@@ -26,22 +34,37 @@ is rolled back too. Donors whose drop fails keep their copies until a later resu
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Final
+from typing import Any, Final
 
 import anyio
 import attrs
 
 from ..errors import JoinRefused, NodeUnavailable, PartNotFound, S3liteError
+from ..logs import event
+from ..metrics import GatewayMetrics
+from ..progress import Progress
 from ..streams import single_error
 from ..transport.base import ByteStream, NodeClient, Transport
 from .catalog import PartCatalog, plan_rehomes
+from .gauges import cluster_gauges
+from .liveness import (
+    DEFAULT_PROBE_INTERVAL,
+    DEFAULT_PROBE_TIMEOUT,
+    Liveness,
+    NodeStatus,
+    probe_all,
+    probe_forever,
+)
+from .observed import ObservedClient
 from .persistence import TopologyStore
-from .policies import JoinPolicy, get_policy
+from .policies import JoinPlan, JoinPolicy, get_policy
 from .ring import NodeId, Ring
 from .routing import EpochGate, RoutingView
 from .topology import Migration, MigrationPhase, NodeInfo, NodeState, Topology
@@ -58,13 +81,33 @@ class Orchestrator:
 
     Create it, attach the receiver's catalog, then :meth:`open` it (which loads or
     creates the topology) and :meth:`resume` any migration a crash interrupted.
+    ``metrics`` is the registry its node calls, joins and state are exported to (a
+    new one if None); ``probe_timeout`` bounds each liveness probe.
     """
 
-    def __init__(self, transport: Transport, store: TopologyStore, *, policy: str = "fill"):
+    def __init__(
+        self,
+        transport: Transport,
+        store: TopologyStore,
+        *,
+        policy: str = "fill",
+        metrics: GatewayMetrics | None = None,
+        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+    ):
         self._transport = transport
         self._store = store
         self._policy_name = policy
-        self._clients: dict[NodeId, NodeClient] = {}
+        self._clients: dict[NodeId, ObservedClient] = {}
+        self.metrics = metrics or GatewayMetrics()
+        self.liveness = Liveness()
+        """Which nodes are up (liveness.py); H4's placement and reads ask it."""
+        self.liveness.listeners.append(self._on_liveness_change)
+        self.probe_timeout = probe_timeout
+        self.progress: Progress | None = None
+        """The join in progress, or the last one (None before any)."""
+        self.progress_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called with every progress event of every join (s3lite.progress)."""
+        self.metrics.add_state(lambda: cluster_gauges(self))
         self._topology: Topology | None = None
         self._view: RoutingView | None = None
         self._gate = EpochGate()
@@ -84,6 +127,10 @@ class Orchestrator:
         return self._topology
 
     @property
+    def is_open(self) -> bool:
+        return self._topology is not None
+
+    @property
     def view(self) -> RoutingView:
         if self._view is None:
             raise RuntimeError("the orchestrator is not open")
@@ -99,10 +146,48 @@ class Orchestrator:
         return get_policy(self.topology.policy)
 
     def client(self, node_id: NodeId) -> NodeClient:
+        """The node's client: every call through it feeds liveness and metrics."""
         try:
             return self._clients[node_id]
         except KeyError:
             raise NodeUnavailable(node_id, "not a node of this cluster") from None
+
+    def _observe(self, node_id: NodeId, client: NodeClient) -> None:
+        self._clients[node_id] = ObservedClient(client, node_id, self.liveness, self.metrics.nodes)
+        self.liveness.track(node_id)
+
+    def _forget(self, node_id: NodeId) -> None:
+        self._clients.pop(node_id, None)
+        self.liveness.forget(node_id)
+
+    def _on_liveness_change(self, before: NodeStatus, after: NodeStatus) -> None:
+        """One log line and a metric per change of a node's state."""
+        node = after.node_id
+        transitions = self.metrics.nodes.transitions
+        if before.up != after.up:
+            transitions.labels(node, "up" if after.up else "down").inc()
+            if after.up:
+                event(log, logging.INFO, f"node {node} is up again", node=node,
+                      down_seconds=round(after.since - before.since, 3))  # fmt: skip
+            else:
+                event(log, logging.WARNING, f"node {node} is down", node=node,
+                      reason=after.reason)  # fmt: skip
+        if before.full != after.full:
+            transitions.labels(node, "full" if after.full else "not_full").inc()
+            state = "full: it refuses new parts" if after.full else "no longer full"
+            event(log, logging.WARNING if after.full else logging.INFO,
+                  f"node {node} is {state}", node=node)  # fmt: skip
+
+    async def probe(self) -> None:
+        """Probe every node now (bounded by the probe timeout) and update liveness."""
+        await probe_all(self.liveness, dict(self._clients), self.probe_timeout)
+
+    async def run_probes(self, interval: float = DEFAULT_PROBE_INTERVAL) -> None:
+        """Probe every node every ``interval`` seconds until cancelled."""
+        await probe_forever(
+            self.liveness, lambda: dict(self._clients), interval=interval,
+            within=self.probe_timeout,
+        )  # fmt: skip
 
     @contextmanager
     def lease(self) -> Iterator[RoutingView]:
@@ -130,7 +215,7 @@ class Orchestrator:
             topology = await self._bootstrap(addresses)
             await self._store.save(topology)
         for info in topology.nodes:
-            self._clients[info.node_id] = self._transport.connect(info.address)
+            self._observe(info.node_id, self._transport.connect(info.address))
         self._publish(topology)
         with single_error():
             async with anyio.create_task_group() as group:
@@ -154,9 +239,11 @@ class Orchestrator:
         destructive sweep (dropping sectors, deleting orphans) goes through this.
         """
         client = self.client(node_id)
-        found = (await client.health()).node_id
-        if found != node_id:
+        health = await client.health()
+        if health.node_id != node_id:
+            found = health.node_id
             raise NodeUnavailable(client.address, f"it is node {found!r}, not {node_id!r}")
+        self.liveness.answered(node_id, health)  # as good as a probe
         return client
 
     async def _bootstrap(self, addresses: Sequence[str]) -> Topology:
@@ -211,29 +298,59 @@ class Orchestrator:
         """Join the node at ``address``; returns its id once its sectors are moved.
 
         Raises JoinRefused (and changes nothing) if the node is unreachable, already a
-        member (by id or address), or not empty.
+        member (by id or address), or not empty. :attr:`progress` follows it.
         """
         async with self._join_lock:
             if self.topology.migration is not None:
-                await self._migrate()
+                await self._migrate(self._progress_of(self.topology.migration, resumed=True))
             if self.catalog is None:
                 raise RuntimeError("attach a part catalog before adding nodes")
             client, node_id = await self._admit(address)
-            plan = self.policy.plan(self.ring, await self.usage(), node_id)
-            given = collections.Counter(plan.moves.values())
-            for donor, count in sorted(given.items()):
-                if count >= len(self.ring.sectors_of(donor)):
-                    raise JoinRefused(f"the {self.policy.name} plan would empty node {donor!r}")
-            topology = self.topology
-            await self._commit(
-                topology.evolve(
-                    nodes=(*topology.nodes, NodeInfo(node_id, address, NodeState.JOINING)),
-                    migration=Migration(node_id, plan.moves),
+            progress = self._new_progress(f"join {node_id}")
+            try:
+                usage = await self.usage()
+                plan, given = self._plan(usage, node_id)
+                sizes = _moving_bytes(plan.moves, usage)
+                progress.step(
+                    "plan", node=node_id, address=address, sectors=len(plan.moves),
+                    bytes=sum(sizes.values()), donors=given,
+                )  # fmt: skip
+                topology = self.topology
+                await self._commit(
+                    topology.evolve(
+                        nodes=(*topology.nodes, NodeInfo(node_id, address, NodeState.JOINING)),
+                        migration=Migration(node_id, plan.moves),
+                    )
                 )
-            )
-            self._clients[node_id] = client
-            await self._migrate()
+                self._observe(node_id, client)
+                await self._migrate(progress, sizes)
+            except BaseException as exc:
+                progress.fail(exc)
+                self.metrics.joins.joins.labels("failed").inc()
+                raise
+        self.metrics.joins.joins.labels("done").inc()
+        progress.finish(node_id=node_id)
         return node_id
+
+    def _plan(
+        self, usage: Mapping[NodeId, Mapping[int, int]], node_id: NodeId
+    ) -> tuple[JoinPlan, dict[NodeId, int]]:
+        """The policy's plan and the sectors it takes from each donor; JoinRefused if
+        it would leave a donor with no sector."""
+        plan = self.policy.plan(self.ring, {n: dict(u) for n, u in usage.items()}, node_id)
+        given = collections.Counter(plan.moves.values())
+        for donor, count in sorted(given.items()):
+            if count >= len(self.ring.sectors_of(donor)):
+                raise JoinRefused(f"the {self.policy.name} plan would empty node {donor!r}")
+        return plan, dict(sorted(given.items()))
+
+    def _progress_of(self, migration: Migration, *, resumed: bool) -> Progress:
+        return self._new_progress(f"join {migration.new_node}" + (" (resumed)" * resumed))
+
+    def _new_progress(self, task: str) -> Progress:
+        progress = self.progress = Progress(task, log=log)
+        progress.listeners = self.progress_listeners  # shared: they follow every join
+        return progress
 
     async def _admit(self, address: str) -> tuple[NodeClient, NodeId]:
         if any(info.address == address for info in self.topology.nodes):
@@ -261,6 +378,7 @@ class Orchestrator:
             migration = self.topology.migration
             if migration is None:
                 return
+            progress = self._progress_of(migration, resumed=True)
             try:
                 if migration.phase is MigrationPhase.COPYING:
                     # Whatever reached the new node is incomplete; the donors hold it all.
@@ -269,9 +387,12 @@ class Orchestrator:
                     except S3liteError:
                         await self._roll_back(migration)
                         raise
-                await self._migrate(recopy=True)
+                await self._migrate(progress, recopy=True)
             except S3liteError as exc:
+                progress.fail(exc)
                 log.warning("the join of %s cannot finish yet: %s", migration.new_node, exc)
+            else:
+                progress.finish(node_id=migration.new_node)
 
     def note_dual_write_failure(self, node_id: NodeId, error: BaseException) -> None:
         """A write to a joining node failed (the donor's copy succeeded, so the client's
@@ -281,15 +402,24 @@ class Orchestrator:
         )
         self._dual_write_failures += 1
 
-    async def _migrate(self, *, recopy: bool = False) -> None:
+    async def _migrate(
+        self,
+        progress: Progress,
+        sizes: Mapping[int, int] | None = None,
+        *,
+        recopy: bool = False,
+    ) -> None:
+        """Carry the migration through its remaining steps. ``sizes`` (bytes per moving
+        sector, from the plan) are the copy's totals; None asks the donors again."""
         migration = self.topology.migration
         assert migration is not None
         if migration.phase is MigrationPhase.COPYING:
             self._dual_write_failures = 0
             try:
-                await self._copy(migration)
+                await self._copy(migration, progress, sizes)
             except BaseException as exc:
                 if isinstance(exc, Exception | anyio.get_cancelled_exc_class()):
+                    progress.step("roll back", reason=f"{type(exc).__name__}: {exc}")
                     await self._roll_back(migration)
                 raise
             topology = self.topology
@@ -300,47 +430,81 @@ class Orchestrator:
                     migration=attrs.evolve(migration, phase=MigrationPhase.SWITCHED),
                 )
             )
+            progress.step("switch", generation=self.topology.generation)
             await self._step("after-switch")
+        progress.step("drain")
         await self._drain()
         if recopy or self._dual_write_failures:
             # The new node may have missed a write made while it was joining (or, after
             # a restart, nobody knows): copy again from the donors, which hold it all.
-            await self._transfer(migration)
+            progress.step("copy again", reason="resumed" if recopy else "a dual write failed")
+            await self._transfer(migration, progress, sizes)
         await self._step("before-drop")
+        progress.step("drop", donors=sorted(migration.plan.by_donor()))
         for donor, sectors in migration.plan.by_donor().items():
             await (await self.verified_client(donor)).drop_sectors(sectors)
         await self._commit(self.topology.evolve(migration=None))
 
-    async def _copy(self, migration: Migration) -> None:
+    async def _copy(
+        self, migration: Migration, progress: Progress, sizes: Mapping[int, int] | None
+    ) -> None:
+        progress.step("drain")
         await self._drain()
-        await self._rehome(migration)
+        progress.step("re-home")
+        rehomed = await self._rehome(migration)
+        if rehomed:
+            event(log, logging.INFO, f"join {migration.new_node}: re-homed {rehomed} parts",
+                  task=progress.task, rehomed=rehomed)  # fmt: skip
         await self._step("before-export")
-        await self._transfer(migration)
+        await self._transfer(migration, progress, sizes)
 
-    async def _transfer(self, migration: Migration) -> None:
+    async def _transfer(
+        self, migration: Migration, progress: Progress, sizes: Mapping[int, int] | None
+    ) -> None:
         """Stream every donor's moving sectors to the new node (idempotent: parts are
-        immutable, so copying again replaces files with the same bytes)."""
+        immutable, so copying again replaces files with the same bytes), counting
+        the sectors and bytes relayed in ``progress``."""
+        if sizes is None:
+            sizes = await self._moving_sizes(migration)
+        progress.set_totals(items=len(migration.moves), bytes=sum(sizes.values()))
+        progress.restart_counts()
+        progress.step("copy", sectors=len(migration.moves), bytes=sum(sizes.values()))
         recipient = self.client(migration.new_node)
         for donor, sectors in migration.plan.by_donor().items():
+            count = _DonorCount(donor, sorted(sectors), sizes, progress, self.metrics)
             archive = await self.client(donor).export_sectors(sectors)
             try:
-                await recipient.import_sectors(self._relay(archive))
+                await recipient.import_sectors(self._relay(archive, count))
             finally:
                 await archive.aclose()
+            count.complete()
 
-    async def _relay(self, archive: ByteStream) -> AsyncIterator[bytes]:
+    async def _moving_sizes(self, migration: Migration) -> dict[int, int]:
+        """Bytes per moving sector as the donors report them now (0 where unknown)."""
+        usage: dict[NodeId, dict[int, int]] = {}
+        for donor in migration.plan.by_donor():
+            try:
+                usage[donor] = dict(await self.client(donor).usage())
+            except S3liteError:
+                usage[donor] = {}
+        return _moving_bytes(migration.moves, usage)
+
+    async def _relay(self, archive: ByteStream, count: _DonorCount) -> AsyncIterator[bytes]:
         first = True
         async for chunk in archive:
+            count.relayed(len(chunk))
             yield chunk
             if first:
                 first = False
                 await self._step("mid-import")
 
-    async def _rehome(self, migration: Migration) -> None:
+    async def _rehome(self, migration: Migration) -> int:
+        """Re-home the parts that would meet on the new node; returns how many moved."""
         catalog = self.catalog
         assert catalog is not None
         plan = migration.plan
         parts = await catalog.parts_in_sectors(list(plan.moves))
+        moved = 0
         for rehome in plan_rehomes(parts, plan, plan.apply(self.ring)):
             part, donor = rehome.part, self.client(plan.moves[rehome.part.sector])
             try:
@@ -349,8 +513,10 @@ class Orchestrator:
                 continue  # an upload that never finished; the janitor removes its record
             if await catalog.move_part(part, rehome.new_sector):
                 await donor.delete_parts(part.sector, [part.name])
+                moved += 1
             else:
                 await donor.delete_parts(rehome.new_sector, [part.name])
+        return moved
 
     async def _roll_back(self, migration: Migration) -> None:
         """Undo a join that failed before its switch: routing as before, node removed."""
@@ -367,4 +533,52 @@ class Orchestrator:
             # not part of the cluster, and it cannot join again until it is empty.
             with contextlib.suppress(S3liteError, OSError):
                 await self.client(migration.new_node).drop_sectors(list(migration.moves))
-            self._clients.pop(migration.new_node, None)
+            self._forget(migration.new_node)
+
+
+def _moving_bytes(
+    moves: Mapping[int, NodeId], usage: Mapping[NodeId, Mapping[int, int]]
+) -> dict[int, int]:
+    """Bytes each moving sector holds on its donor, per ``usage``."""
+    return {sector: usage.get(donor, {}).get(sector, 0) for sector, donor in moves.items()}
+
+
+class _DonorCount:
+    """Turns the bytes relayed from one donor into progress: bytes (at most the
+    donor's planned share until it is complete) and sectors (the export streams them
+    in order, so a sector is done once the bytes before its end have gone by)."""
+
+    def __init__(
+        self,
+        donor: NodeId,
+        sectors: list[int],
+        sizes: Mapping[int, int],
+        progress: Progress,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self._progress = progress
+        self._counter = metrics.joins.relayed.labels(donor)
+        self._ends = list(itertools.accumulate(sizes.get(sector, 0) for sector in sectors))
+        self._share = self._ends[-1] if self._ends else 0
+        self._relayed = 0
+        self._counted = 0
+        self._sectors_done = 0
+
+    def relayed(self, size: int) -> None:
+        self._counter.inc(size)
+        self._relayed += size
+        self._advance(min(self._relayed, self._share))
+
+    def complete(self) -> None:
+        self._advance(self._share, all_sectors=True)
+
+    def _advance(self, counted: int, *, all_sectors: bool = False) -> None:
+        done = len(self._ends)
+        if not all_sectors:
+            done = bisect.bisect_right(self._ends, counted)
+            if done == len(self._ends):
+                done -= 1  # the last sector is done when the stream ends, not before
+        items, self._sectors_done = done - self._sectors_done, max(done, self._sectors_done)
+        grown, self._counted = counted - self._counted, max(counted, self._counted)
+        if items > 0 or grown > 0:
+            self._progress.advance(items=max(items, 0), bytes=max(grown, 0))

@@ -18,6 +18,12 @@ Routes (all under ``/v1``; sectors are decimal, names as the node accepts them):
     POST /drop                        {"sectors": [...]}        -> {}
     GET  /idle                        returns when no other request is in flight
 
+and, outside ``/v1``, for operators::
+
+    GET  /health/live                 200 while the process answers (touches nothing)
+    GET  /health/ready                200 if the node answers its own health(), else 503
+    GET  /metrics                     Prometheus text format (s3lite.metrics.NodeMetrics)
+
 The app wraps any NodeClient (a StorageNode in practice), so it adds no behaviour of
 its own: every rule (names, ranges, all-or-nothing imports) is the node's. A stream
 that fails after its headers went out (a damaged block mid-part) is cut off: the
@@ -27,12 +33,24 @@ connection is dropped, so a client never takes a short body for a whole one.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import attrs
 
-from ..asgi import App, BadRequest, ClientDisconnected, Request, Send, send_json, send_stream
+from ..asgi import (
+    App,
+    BadRequest,
+    ClientDisconnected,
+    Exchange,
+    Request,
+    Send,
+    send_bytes,
+    send_json,
+    send_stream,
+)
 from ..errors import InvalidArgument, InvalidName, S3liteError
+from ..metrics import CONTENT_TYPE, NodeMetrics
 from .base import NodeClient, PartStat
 from .wire import encode_check, encode_error
 
@@ -57,16 +75,93 @@ def _int_list(value: object, what: str) -> list[int]:
     return value
 
 
+_TEXT = [("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")]
+
+
+def route_name(request: Request) -> str:
+    """A route's name for metrics (never a part name or sector: labels must stay few)."""
+    match request.method, request.segments:
+        case "GET", ("v1", ("health" | "usage") as name):
+            return name
+        case "POST", ("v1", ("export" | "import" | "drop") as name):
+            return name
+        case "PUT", ("v1", "sectors", _, _):
+            return "put_part"
+        case "GET", ("v1", "sectors", _, _):
+            return "get_part"
+        case "GET", ("v1", "sectors", _):
+            return "list_parts"
+        case "POST", ("v1", "sectors", _, "delete"):
+            return "delete_parts"
+        case "POST", ("v1", "sectors", _, _, "link"):
+            return "link_part"
+    return "other"
+
+
 class NodeApp(App):
     """ASGI application serving one storage node."""
 
     idle_route = ("v1", "idle")
 
-    def __init__(self, node: NodeClient) -> None:
+    def __init__(self, node: NodeClient, metrics: NodeMetrics | None = None) -> None:
         super().__init__()
         self.node = node
+        self.metrics = metrics or NodeMetrics()
 
     async def handle(self, request: Request, send: Send) -> None:
+        match request.method, request.segments:
+            case (("GET" | "HEAD"), ("health", "live")):
+                await send_bytes(send, 200, b"ok: alive\n", _TEXT, head=request.method == "HEAD")
+            case (("GET" | "HEAD"), ("health", "ready")):
+                await self._ready(send, head=request.method == "HEAD")
+            case "GET", ("metrics",):
+                await self._metrics(send)
+            case _:
+                await self._counted(request, send)
+
+    async def _ready(self, send: Send, *, head: bool) -> None:
+        try:
+            health = await self.node.health()
+        except S3liteError as exc:
+            await send_bytes(send, 503, f"not ready: {exc}\n".encode(), _TEXT, head=head)
+            return
+        await send_bytes(send, 200, f"ok: node {health.node_id}\n".encode(), _TEXT, head=head)
+
+    async def _metrics(self, send: Send) -> None:
+        metrics = self.metrics
+        try:
+            health = await self.node.health()
+        except S3liteError:
+            pass  # a closed node: its storage figures keep their last values
+        else:
+            metrics.stored_bytes.set(health.bytes_stored)
+            metrics.stored_parts.set(health.parts)
+            for gauge, field in (
+                (metrics.free_bytes, "free_bytes"),
+                (metrics.full, "full"),
+                (metrics.quarantined, "quarantined"),
+            ):
+                value = getattr(health, field, None)
+                if isinstance(value, int):
+                    gauge.set(value)
+        await send_bytes(send, 200, metrics.render(), [("content-type", CONTENT_TYPE)])
+
+    async def _counted(self, request: Request, send: Send) -> None:
+        exchange = Exchange(request, send)
+        route = route_name(request)
+        started = time.monotonic()
+        try:
+            await self._answer(exchange.request, exchange.send)
+        finally:
+            self.metrics.http.observe(
+                route,
+                exchange.status,
+                time.monotonic() - started,
+                exchange.bytes_in,
+                exchange.bytes_out,
+            )
+
+    async def _answer(self, request: Request, send: Send) -> None:
         try:
             await self._dispatch(request, send)
         except S3liteError as exc:
