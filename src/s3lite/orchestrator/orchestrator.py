@@ -46,7 +46,15 @@ from typing import Any, Final
 import anyio
 import attrs
 
-from ..errors import JoinRefused, NodeUnavailable, PartNotFound, S3liteError
+from ..erasure import MAX_PARITY
+from ..errors import (
+    InsufficientCapacity,
+    JoinRefused,
+    NodeUnavailable,
+    NotEnoughNodes,
+    PartNotFound,
+    S3liteError,
+)
 from ..logs import event
 from ..metrics import GatewayMetrics
 from ..progress import Progress
@@ -64,10 +72,11 @@ from .liveness import (
 )
 from .observed import ObservedClient
 from .persistence import TopologyStore
+from .placement import segment_parity
 from .policies import JoinPlan, JoinPolicy, get_policy
 from .ring import NodeId, Ring
 from .routing import EpochGate, RoutingView
-from .topology import Migration, MigrationPhase, NodeInfo, NodeState, Topology
+from .topology import DEFAULT_PARITY, Migration, MigrationPhase, NodeInfo, NodeState, Topology
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +85,28 @@ StepHook = Callable[[str], Awaitable[None]]
 MIN_NODES: Final = 6
 
 
+@attrs.frozen
+class ParityStatus:
+    """How much parity new STANDARD objects get, against the cluster's target."""
+
+    target: int
+    effective: int
+    """Parity parts a new STANDARD segment gets now."""
+    writable_nodes: int
+    nodes: int
+    warning: str | None
+    """Why ``effective`` is below ``target`` (None when it is not)."""
+
+
 class Orchestrator:
     """Topology, routing and joins of one cluster.
 
     Create it, attach the receiver's catalog, then :meth:`open` it (which loads or
     creates the topology) and :meth:`resume` any migration a crash interrupted.
     ``metrics`` is the registry its node calls, joins and state are exported to (a
-    new one if None); ``probe_timeout`` bounds each liveness probe.
+    new one if None); ``probe_timeout`` bounds each liveness probe. ``parity`` is
+    the target parity of a new cluster (an existing one keeps the one it was created
+    with: :attr:`Topology.parity`).
     """
 
     def __init__(
@@ -93,10 +117,14 @@ class Orchestrator:
         policy: str = "fill",
         metrics: GatewayMetrics | None = None,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+        parity: int = DEFAULT_PARITY,
     ):
+        if not isinstance(parity, int) or isinstance(parity, bool) or not 0 <= parity <= MAX_PARITY:
+            raise ValueError(f"parity must be an integer from 0 to {MAX_PARITY}, got {parity!r}")
         self._transport = transport
         self._store = store
         self._policy_name = policy
+        self._parity = parity
         self._clients: dict[NodeId, ObservedClient] = {}
         self.metrics = metrics or GatewayMetrics()
         self.liveness = Liveness()
@@ -144,6 +172,38 @@ class Orchestrator:
     @property
     def policy(self) -> JoinPolicy:
         return get_policy(self.topology.policy)
+
+    @property
+    def target_parity(self) -> int:
+        """Parity parts a STANDARD segment should have (set when the cluster was made)."""
+        return self.topology.parity
+
+    def writable_parity(self) -> int:
+        """Parity parts a new STANDARD segment gets now: the target, or fewer while
+        fewer than ``6 + target`` nodes are writable (0 if fewer than six are)."""
+        try:
+            return segment_parity(
+                self.view.placement_rings,
+                self.target_parity,
+                self.liveness.is_up,
+                self.liveness.is_writable,
+            )
+        except (NotEnoughNodes, InsufficientCapacity):
+            return 0
+
+    def parity_status(self) -> ParityStatus:
+        """The target parity against what new objects get now, and why (for status)."""
+        nodes = self.ring.nodes
+        writable = sum(1 for node in nodes if self.liveness.is_writable(node))
+        target, effective = self.target_parity, self.writable_parity()
+        warning = None
+        if effective < target:
+            warning = (
+                f"target parity is {target} but only {writable} of {len(nodes)} nodes can take "
+                f"new parts: new objects get {effective} parity part(s) until {MIN_NODES + target} "
+                "nodes can (join nodes, or bring back the ones that are down or full)"
+            )
+        return ParityStatus(target, effective, writable, len(nodes), warning)
 
     def client(self, node_id: NodeId) -> NodeClient:
         """The node's client: every call through it feeds liveness and metrics."""
@@ -259,7 +319,7 @@ class Orchestrator:
             NodeInfo(node_id, address, NodeState.READY)
             for node_id, address in zip(ids, addresses, strict=True)
         )
-        return Topology(policy.name, nodes, policy.initial(ids))
+        return Topology(policy.name, nodes, policy.initial(ids), parity=self._parity)
 
     def _publish(self, topology: Topology) -> None:
         epoch = 0 if self._view is None else self._view.epoch + 1

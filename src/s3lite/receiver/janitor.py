@@ -68,7 +68,8 @@ class Janitor:
     async def run_once(
         self, *, pending_before: float | None = None, multipart_before: float | None = None
     ) -> JanitorReport:
-        """One pass: finish an interrupted join if one is pending, then both sweeps.
+        """One pass: probe the nodes (so one that came back is used), finish an
+        interrupted join if one is pending, then both sweeps.
         ``pending_before`` and ``multipart_before`` override the TTL cut-offs (at
         start-up every pending upload is stale: no writer survived the restart).
         Problems are logged, never raised: a node that is down or a file that cannot
@@ -78,10 +79,18 @@ class Janitor:
             pending_before = now - self.pending_ttl
         if multipart_before is None:
             multipart_before = now - self.multipart_ttl
+        await self.orchestrator.probe()
         await self.orchestrator.resume()
         uploads = await self.remove_stale_uploads(pending_before, multipart_before)
         orphans = await self.remove_orphans()
         return JanitorReport(uploads, orphans)
+
+    async def retry_deletions(self) -> int:
+        """Delete the parts of uploads left ``deleting`` (a node was down when they were
+        abandoned, overwritten or deleted); the cluster calls this as soon as a node
+        comes back. Returns how many uploads are gone."""
+        await self.orchestrator.probe()
+        return await self.remove_stale_uploads(float("-inf"))
 
     async def remove_stale_uploads(
         self, pending_before: float, multipart_before: float = float("-inf")
