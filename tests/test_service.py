@@ -470,9 +470,11 @@ async def test_node_killed_mid_upload(service: Service, http: SignedSession) -> 
         assert code == 503, error
         assert victim.url in xml_message(error)
 
-        # The node comes back on the same port over the same data: everything is there.
+        # The node comes back on the same port over the same data: everything is there
+        # once the gateway has seen it answer (a probe: every 2 s, or status, as here).
         restarted = await service.start_node(victim_index, port=victim.port)
         assert restarted.url == victim.url
+        await status(http, service)
         health = await get_json(http, f"{restarted.url}/v1/health")
         assert health["node_id"] == by_address[victim.url]["id"]
         assert os.listdir(service.node_dirs[victim_index] / "tmp") == []
@@ -495,6 +497,7 @@ async def test_node_killed_mid_upload_is_a_503_naming_the_node(
             assert ET.fromstring(error).findtext("Code") == "ServiceUnavailable"
             assert victim.url in xml_message(error), error
             await service.start_node(victim_index, port=victim.port)
+            await status(http, service)  # probes: the gateway sees it up again
 
 
 # -- (d) gateway restart ----------------------------------------------------------------------

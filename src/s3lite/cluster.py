@@ -23,7 +23,9 @@ segments get fewer parity parts; the cluster says so in a warning when it opens 
 
 Background work runs in the cluster's task group while it is open: the heal queue's
 flusher, the liveness probes, and the janitor, which also runs as soon as a node
-comes back up (to delete the parts of uploads that failed while it was down).
+comes back up (to delete the parts of uploads that failed while it was down). With
+``probe_interval`` and ``janitor_interval`` both None nothing runs in the background
+(tests drive it): the heal queue is then saved when read and when the cluster closes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Self
 
 import anyio
 
+from .erasure import MAX_PARITY
 from .gateway.auth.keystore import KeyStore
 from .metrics import GatewayMetrics
 from .orchestrator import Orchestrator, Topology, TopologyFile
@@ -91,6 +94,8 @@ class Cluster:
         metrics: GatewayMetrics | None = None,
         parity: int = DEFAULT_PARITY,
     ) -> None:
+        if not isinstance(parity, int) or isinstance(parity, bool) or not 0 <= parity <= MAX_PARITY:
+            raise ValueError(f"parity must be an integer from 0 to {MAX_PARITY}, got {parity!r}")
         self.data_dir = Path(data_dir)
         self._parity = parity
         self._node_back = anyio.Event()
@@ -192,6 +197,9 @@ class Cluster:
         # Nothing is being uploaded yet, so every pending upload is a crash's leftover.
         await janitor.run_once(pending_before=time.time())
         self._warn_low_parity()
+        self._stack.push_async_callback(receiver.heal.flush)
+        if self._janitor_interval is None and self._probe_interval is None:
+            return  # nothing in the background (tests drive it all)
         orchestrator.liveness.listeners.append(self._on_liveness_change)
         group = await self._stack.enter_async_context(anyio.create_task_group())
         self._stack.callback(group.cancel_scope.cancel)

@@ -13,7 +13,7 @@ import pytest
 
 from s3lite import LocalCluster
 from s3lite.orchestrator import part_name
-from tests.receiver.test_receiver import read_all, stored_part_names
+from tests.receiver.helpers import read_all, stored_part_names
 
 pytestmark = pytest.mark.anyio
 

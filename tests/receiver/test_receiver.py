@@ -25,36 +25,12 @@ from s3lite import (
     PartsUnavailable,
 )
 from s3lite.orchestrator import part_name
+from tests.receiver.helpers import chunked, read_all, stored_part_names
 from tests.strategies import object_keys
 
 pytestmark = pytest.mark.anyio
 
 UNIT = 4096  # the cluster fixture's stripe unit
-
-
-async def read_all(
-    cluster: LocalCluster, key: str, start: int | None = None, end: int | None = None
-) -> bytes:
-    return b"".join([chunk async for chunk in cluster.receiver.get_object(key, start, end)])
-
-
-async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-async def stored_part_names(cluster: LocalCluster) -> set[tuple[str, int, str]]:
-    """Every part file on every reachable node: (node, sector, name)."""
-    found = set()
-    for node_id, node in cluster.nodes.items():
-        try:
-            sectors = await node.usage()
-        except NodeUnavailable:
-            continue
-        for sector in sectors:
-            for stat in await node.list_parts(sector):
-                found.add((node_id, sector, stat.name))
-    return found
 
 
 async def temp_files(cluster: LocalCluster) -> list[str]:

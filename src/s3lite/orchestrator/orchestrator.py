@@ -13,9 +13,11 @@ A join runs in these steps; each step that changes routing is persisted first
 4. *copy* — each donor zips its moving sectors; the stream is unzipped on the new
    node, which verifies every CRC and installs the archive all or nothing.
 5. *switch* — persist and publish the ring with the new node owning its sectors.
-6. *drain*, then *drop* the donors' copies and persist the end of the migration. If a
-   dual write to the new node failed meanwhile (the donor's copy succeeded, so the
-   client's write stood), the sectors are copied once more before the drop.
+6. *drain*, *reconcile* (delete what the copy brought that no row places on the new
+   node: a part deleted after the export listed it), then *drop* the donors' copies
+   and persist the end of the migration. If a dual write to the new node failed
+   meanwhile (the donor's copy succeeded, so the client's write stood), the sectors
+   are copied once more before the reconcile.
 
 Each step is logged (one line) and reported through :attr:`Orchestrator.progress`
 (s3lite.progress), which also counts the sectors and bytes relayed during the copy:
@@ -60,7 +62,7 @@ from ..metrics import GatewayMetrics
 from ..progress import Progress
 from ..streams import single_error
 from ..transport.base import ByteStream, NodeClient, Transport
-from .catalog import PartCatalog, plan_rehomes
+from .catalog import PartCatalog, plan_rehomes, sweep_sector
 from .gauges import cluster_gauges
 from .liveness import (
     DEFAULT_PROBE_INTERVAL,
@@ -141,6 +143,8 @@ class Orchestrator:
         self._gate = EpochGate()
         self._join_lock = anyio.Lock()
         self._dual_write_failures = 0
+        self._rehome_targets: set[tuple[NodeId, int]] = set()
+        """(donor, sector) that took re-homed parts in the join in progress."""
         self.catalog: PartCatalog | None = None
         self.on_step: StepHook | None = None
         """Called with a step name at each point of a migration where a crash is worth
@@ -211,6 +215,11 @@ class Orchestrator:
             return self._clients[node_id]
         except KeyError:
             raise NodeUnavailable(node_id, "not a node of this cluster") from None
+
+    def label(self, node_id: NodeId) -> str:
+        """``node-3 (http://host:port)``: how errors name a node, so people can find it."""
+        client = self._clients.get(node_id)
+        return node_id if client is None else f"{node_id} ({client.address})"
 
     def _observe(self, node_id: NodeId, client: NodeClient) -> None:
         self._clients[node_id] = ObservedClient(client, node_id, self.liveness, self.metrics.nodes)
@@ -477,6 +486,9 @@ class Orchestrator:
             self._dual_write_failures = 0
             try:
                 await self._copy(migration, progress, sizes)
+                # It took the copy: it is up (whatever a missed dual write said), and
+                # it is the node it claims to be, before it starts serving reads.
+                await self.verified_client(migration.new_node)
             except BaseException as exc:
                 if isinstance(exc, Exception | anyio.get_cancelled_exc_class()):
                     progress.step("roll back", reason=f"{type(exc).__name__}: {exc}")
@@ -499,6 +511,7 @@ class Orchestrator:
             # a restart, nobody knows): copy again from the donors, which hold it all.
             progress.step("copy again", reason="resumed" if recopy else "a dual write failed")
             await self._transfer(migration, progress, sizes)
+        await self._reconcile(migration, progress)
         await self._step("before-drop")
         progress.step("drop", donors=sorted(migration.plan.by_donor()))
         for donor, sectors in migration.plan.by_donor().items():
@@ -558,6 +571,23 @@ class Orchestrator:
                 first = False
                 await self._step("mid-import")
 
+    async def _reconcile(self, migration: Migration, progress: Progress) -> None:
+        """Delete what the copy brought to the new node that no row places there: a
+        part deleted after the export listed it (its delete reached the donor first,
+        then the import installed it). Every request of the copy's epochs has ended
+        (the drain after the switch), so no such delete is still under way."""
+        catalog = self.catalog
+        assert catalog is not None
+        swept = [(migration.new_node, sector) for sector in sorted(migration.moves)]
+        # A part re-homed while its upload was being deleted can outlive the delete
+        # (which read the old sector): sweep the sectors that took re-homed parts too.
+        swept += sorted(self._rehome_targets)
+        removed = 0
+        for node_id, sector in swept:
+            removed += await sweep_sector(self.client(node_id), catalog, sector)
+        self._rehome_targets.clear()
+        progress.step("reconcile", removed=removed)
+
     async def _rehome(self, migration: Migration) -> int:
         """Re-home the parts that would meet on the new node; returns how many moved."""
         catalog = self.catalog
@@ -573,6 +603,7 @@ class Orchestrator:
                 continue  # an upload that never finished; the janitor removes its record
             if await catalog.move_part(part, rehome.new_sector):
                 await donor.delete_parts(part.sector, [part.name])
+                self._rehome_targets.add((plan.moves[part.sector], rehome.new_sector))
                 moved += 1
             else:
                 await donor.delete_parts(rehome.new_sector, [part.name])

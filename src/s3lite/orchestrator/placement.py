@@ -46,11 +46,13 @@ def segment_parity(
     target: int,
     is_up: Callable[[NodeId], bool] = _anywhere,
     is_writable: Callable[[NodeId], bool] = _anywhere,
+    label: Callable[[NodeId], str] = str,
 ) -> int:
     """Parity parts for a new segment whose class asks for ``target``: as many as
     there are writable nodes beyond the six data parts in every ring, at most
     ``target``. Raises NotEnoughNodes when fewer than six nodes of a ring are up,
-    InsufficientCapacity when six are up but fewer than six of them have room."""
+    InsufficientCapacity when six are up but fewer than six of them have room (both
+    name the nodes, as ``label`` writes them)."""
     if not rings:
         raise ValueError("placement needs at least one ring")
     spare = target
@@ -58,13 +60,13 @@ def segment_parity(
         up = [node for node in ring.nodes if is_up(node)]
         writable = [node for node in up if is_writable(node)]
         if len(up) < PARTS_PER_SEGMENT:
-            down = sorted(set(ring.nodes) - set(up))
+            down = [label(node) for node in sorted(set(ring.nodes) - set(up))]
             raise NotEnoughNodes(
                 f"writing needs {PARTS_PER_SEGMENT} nodes up, {len(up)} of {len(ring.nodes)} "
                 f"are; down: {', '.join(down) or 'none'}"
             )
         if len(writable) < PARTS_PER_SEGMENT:
-            full = sorted(set(up) - set(writable))
+            full = [label(node) for node in sorted(set(up) - set(writable))]
             raise InsufficientCapacity(
                 f"writing needs {PARTS_PER_SEGMENT} nodes with room for new parts, "
                 f"{len(writable)} have it; full: {', '.join(full)}"

@@ -170,7 +170,7 @@ class SegmentFetch:
             else:
                 node = view.read_owner(part.sector)
                 if not liveness.is_up(node):
-                    self._lost(part.index, NodeUnavailable(node, "down"))
+                    self._lost(part.index, NodeUnavailable(node, "down, not asked"))
 
     def _plan(self) -> dict[int, tuple[int, int] | None]:
         """Part index -> inclusive span to open (None: a source with nothing to give)."""
@@ -269,11 +269,12 @@ class SegmentFetch:
         nodes = sorted(
             {view.read_owner(segment.parts[index].sector) for index in self._unavailable}
         )
+        labels = ", ".join(self.context.orchestrator.label(node) for node in nodes)
         return PartsUnavailable(
             nodes,
             f"segment {segment.number} of upload {segment.upload_id} needs {DATA_UNITS} of "
-            f"its {len(segment.parts)} parts and {len(self._unavailable)} are unavailable "
-            f"({self._describe()})",
+            f"its {len(segment.parts)} parts and {len(self._unavailable)} are unavailable, on "
+            f"{labels} ({self._describe()})",
         )
 
 

@@ -24,8 +24,8 @@ from collections.abc import Callable, Collection
 
 import attrs
 
-from ..orchestrator import Orchestrator, parse_part_name
-from ..transport.base import NodeClient
+from ..orchestrator import Orchestrator
+from ..orchestrator.catalog import sweep_sector
 from .cleanup import discard_upload
 from .manifest_store import ManifestStore
 
@@ -127,21 +127,8 @@ class Janitor:
                     continue
                 for sector in sectors:
                     try:
-                        removed += await self._sweep(client, node_id, sector, ring.owner(sector))
+                        owned = ring.owner(sector) == node_id
+                        removed += await sweep_sector(client, self.manifests, sector, owned=owned)
                     except Exception as exc:
                         log.warning("janitor skipped sector %d of %s: %s", sector, node_id, exc)
         return removed
-
-    async def _sweep(self, client: NodeClient, node_id: str, sector: int, owner: str) -> int:
-        """Delete the part files of one sector of one node that no row places there."""
-        names = [stat.name for stat in await client.list_parts(sector)]
-        keys = {name: parse_part_name(name) for name in names}
-        recorded = await self.manifests.recorded_sectors(
-            [key for key in keys.values() if key is not None]
-        )
-        orphans = [
-            name
-            for name, key in keys.items()
-            if owner != node_id or key is None or recorded.get(key) != sector
-        ]
-        return await client.delete_parts(sector, orphans) if orphans else 0

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
-from ..orchestrator.catalog import PlacedPart
+from ..orchestrator.catalog import PartKey, PlacedPart
 from . import heal_store, multipart_store, sqlrows
 from .completion import Completion, StoredPart
 from .conditions import WriteCondition
@@ -45,9 +45,6 @@ from .manifest import (
     UploadList,
 )
 from .schema import connect
-
-PartKey = tuple[str, int, int]
-"""(upload id, segment, part index)"""
 
 Plan = Callable[[MultipartUpload, dict[int, StoredPart]], Completion]
 """Validates a CompleteMultipartUpload against the stored parts, inside its transaction."""

@@ -152,7 +152,7 @@ def place_segment(
     target = orchestrator.target_parity if storage_class == STANDARD else 0
     liveness = orchestrator.liveness
     rings = view.placement_rings
-    parity = segment_parity(rings, target, liveness.is_up, liveness.is_writable)
+    parity = segment_parity(rings, target, liveness.is_up, liveness.is_writable, orchestrator.label)
     sectors = place_parts(
         rings, key, upload_id, 0, DATA_UNITS + parity, is_writable=liveness.is_writable
     )
@@ -283,7 +283,7 @@ class SegmentWriter:
         if errors and all(isinstance(error, DiskFull) for error in errors):
             return errors[0]
         nodes = sorted({node for node, _ in self._failed.values()})
-        reasons = "; ".join(f"{node}: {error}" for node, error in self._failed.values())
+        reasons = "; ".join(str(error) for _, error in self._failed.values())
         return PartsUnavailable(
             nodes, f"fewer than {DATA_UNITS} parts of the upload could be stored ({reasons})"
         )
