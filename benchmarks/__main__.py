@@ -3,6 +3,7 @@
     python -m benchmarks [--quick] [--large-mib N] [--profile] [--output PATH]
     python -m benchmarks balance [--objects N] [--max-nodes N] [--policies ...]
     python -m benchmarks lookups
+    python -m benchmarks erasure [--unit-mib N] [--seconds S]
 
 The default run starts a gateway and six storage nodes as processes on loopback
 (benchmarks/service.py), measures them against a physical baseline taken in the same
@@ -29,7 +30,7 @@ from pathlib import Path
 import anyio
 import attrs
 
-from benchmarks import balance, lookups, service
+from benchmarks import balance, erasure, lookups, service
 
 ROOT = Path(__file__).resolve().parent.parent
 LATEST = ROOT / ".bench" / "latest.json"
@@ -212,9 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["lookups"]:
         lookups.main()
         return 0
+    if argv[:1] == ["erasure"]:
+        erasure.main(argv[1:])
+        return 0
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="s3lite service benchmark; subcommands: balance [args], lookups",
+        description="s3lite service benchmark; subcommands: balance [args], lookups, erasure",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 128 MiB, fewer ops")
     parser.add_argument("--large-mib", type=int, help="size of the large object (MiB)")

@@ -115,3 +115,12 @@ def topologies(draw: st.DrawFn, migration: bool | None = None) -> Topology:
         migration=moving,
         generation=draw(st.integers(0, 2**53)),
     )
+
+
+@st.composite
+def stripe_rows(draw: st.DrawFn, max_length: int = 600) -> tuple[int, list[bytes]]:
+    """(parity 0..4, six data units of one length, 0 to ``max_length`` bytes)."""
+    parity = draw(st.integers(0, 4))
+    length = draw(st.integers(0, max_length))
+    units = [draw(st.binary(min_size=length, max_size=length)) for _ in range(6)]
+    return parity, units

@@ -11,6 +11,7 @@ import s3lite
 from s3lite import JoinRefused, LocalCluster, NotFound, S3liteError
 from s3lite.orchestrator import SECTORS, NodeState
 from s3lite.storager import StorageNode
+from s3lite.storager.partfile import Header
 
 pytestmark = pytest.mark.anyio
 
@@ -145,5 +146,5 @@ async def referenced_bytes(cluster: LocalCluster) -> int:
     for info in listing.objects:
         manifest = await cluster.receiver.manifests.get(info.key)
         assert manifest is not None
-        total += sum(32 + part.length for part in manifest.segments[0].parts)
+        total += sum(Header(part.length).file_size for part in manifest.segments[0].parts)
     return total

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from s3lite import LocalCluster, NotFound
+from s3lite.storager.partfile import Header
 
 T = TypeVar("T")
 
@@ -107,7 +108,7 @@ class ClusterModel(RuleBasedStateMachine):
             assert manifest is not None
             parts = manifest.segments[0].parts
             assert len({ring.owner(p.sector) for p in parts}) == 6
-            referenced += sum(32 + p.length for p in parts)
+            referenced += sum(Header(p.length).file_size for p in parts)
         assert sum(self._run(self.cluster.usage).values()) == referenced
 
     def teardown(self) -> None:

@@ -1,7 +1,8 @@
 """The ``s3lite`` command: run the embedded cluster, nodes and gateways; join; status.
 
     s3lite serve   [--listen 127.0.0.1:9000] [--data-dir ./data] [--nodes 6] [--domain D]
-    s3lite node    --data-dir D --listen HOST:PORT
+    s3lite node    --data-dir D --listen HOST:PORT [--node-id ID] [--reserve BYTES]
+                   [--replaced] [--keep-alive SECONDS]
     s3lite gateway --data-dir D --listen HOST:PORT --node URL [--node URL ...] [--domain D]
     s3lite join    --gateway URL --node URL
     s3lite status  --gateway URL [--watch [--interval S]] [--json]
@@ -55,8 +56,9 @@ from .metrics import GatewayMetrics, NodeMetrics
 from .orchestrator import POLICIES
 from .orchestrator.liveness import DEFAULT_PROBE_INTERVAL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
-from .service import bind, parse_listen, run, serve, url_of
+from .service import DEFAULT_KEEP_ALIVE, bind, parse_listen, run, serve, url_of
 from .storager import StorageNode
+from .storager.node import DEFAULT_RESERVE
 from .transport.http import HttpTransport
 from .transport.http_node import NodeApp
 
@@ -126,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     node_cmd.add_argument("--data-dir", type=Path, required=True)
     node_cmd.add_argument("--listen", required=True, help="HOST:PORT")
     node_cmd.add_argument("--node-id", help="id of a new node (default: random)")
+    node_cmd.add_argument("--reserve", type=_bytes, default=DEFAULT_RESERVE, metavar="BYTES",
+                          help="free space under which the node is full: it refuses new "
+                          "parts and still serves reads (default 256 MiB; suffixes K, M, "
+                          "G, T for KiB..TiB)")  # fmt: skip
+    node_cmd.add_argument("--replaced", action="store_true",
+                          help="the node's disk was lost: start node --node-id on an "
+                          "empty data directory, marked replaced until it is rebuilt")  # fmt: skip
+    node_cmd.add_argument("--keep-alive", type=int, default=DEFAULT_KEEP_ALIVE,
+                          metavar="SECONDS", help="close idle connections after this long "
+                          f"(default {DEFAULT_KEEP_ALIVE})")  # fmt: skip
     log_options(node_cmd)
 
     gateway_cmd = commands.add_parser("gateway", help="the HTTP gateway over remote nodes")
@@ -271,9 +283,23 @@ def _announce_root(keys: KeyStore) -> None:
 
 async def _node(args: argparse.Namespace) -> None:
     sock = bind(*parse_listen(args.listen))
-    node = await StorageNode.open(args.data_dir, args.node_id)
-    print(f"s3lite node {node.node_id} listening on {url_of(sock)}", flush=True)
-    await serve(NodeApp(node, NodeMetrics(process=True)), sock)
+    node = await StorageNode.open(
+        args.data_dir, args.node_id, reserve=args.reserve, replaced=args.replaced
+    )
+    state = " (replaced: empty until rebuilt)" if args.replaced else ""
+    print(f"s3lite node {node.node_id} listening on {url_of(sock)}{state}", flush=True)
+    await serve(NodeApp(node, NodeMetrics(process=True)), sock, keep_alive=args.keep_alive)
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _bytes(text: str) -> int:
+    """A byte count: digits, optionally followed by K, M, G or T (powers of 1024)."""
+    number, unit = text.rstrip("KMGTkmgt"), text[len(text.rstrip("KMGTkmgt")) :].upper()
+    if not number.isdigit() or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes like 512M, got {text!r}")
+    return int(number) * _UNITS[unit]
 
 
 async def _gateway(args: argparse.Namespace) -> None:

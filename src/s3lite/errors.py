@@ -100,6 +100,25 @@ class DataLoss(S3liteError):
     http_status = 500
 
 
+class DamagedPart(DataLoss):
+    """A storage node found a part file damaged (a block whose checksum does not match,
+    a truncated file, a header that lies) and moved it to its quarantine directory:
+    it is never served again. Raised before the first byte of a read when the first
+    block read is bad, in the middle of the stream otherwise."""
+
+    def __init__(self, node_id: str, sector: int, name: str, reason: str) -> None:
+        super().__init__(f"node {node_id!r}: part {name!r} in sector {sector} is damaged: {reason}")
+        self.node_id = node_id
+        self.sector = sector
+        self.name = name
+        self.reason = reason
+
+
+class NotEnoughParts(DataLoss):
+    """Fewer than six of a stripe row's units (of a segment's parts) are available,
+    so the missing data cannot be rebuilt."""
+
+
 class DiskFull(S3liteError):
     """A storage node ran out of space; the partial file was removed."""
 

@@ -51,6 +51,11 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+DEFAULT_KEEP_ALIVE = 30
+"""Seconds an idle keep-alive connection stays open. The gateway's pool reuses
+connections to nodes; the HTTP transport takes one only once it has bytes to send."""
+
+
 def _address(sock: socket.socket) -> tuple[str, int]:
     host, port = sock.getsockname()[:2]
     return str(host), int(port)
@@ -72,10 +77,14 @@ class _ByListener:
 
 
 async def serve(
-    app: App, sock: socket.socket, extra: Mapping[socket.socket, App] | None = None
+    app: App,
+    sock: socket.socket,
+    extra: Mapping[socket.socket, App] | None = None,
+    *,
+    keep_alive: int = DEFAULT_KEEP_ALIVE,
 ) -> None:
     """Serve ``app`` on ``sock`` (and each app of ``extra`` on its socket) until
-    SIGINT or SIGTERM."""
+    SIGINT or SIGTERM; idle connections are closed after ``keep_alive`` seconds."""
     drop_unfinished_response_lines()
     served: App = app
     if extra:
@@ -87,7 +96,7 @@ async def serve(
         access_log=False,
         log_config=None,
         log_level="warning",
-        timeout_keep_alive=30,
+        timeout_keep_alive=keep_alive,
     )
     await uvicorn.Server(config).serve(sockets=[sock, *(extra or {})])
 

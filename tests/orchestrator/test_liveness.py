@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anyio
-import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,13 +30,8 @@ from s3lite.transport.base import NodeHealth
 NODES = ("a", "b", "c")
 
 
-@attrs.frozen
-class Health(NodeHealth):
-    full: bool = False
-
-
 def health(node_id: str, *, full: bool = False) -> NodeHealth:
-    return Health(node_id, 3, 300, full=full)
+    return NodeHealth(node_id, 3, 300, free_bytes=1 << 30, full=full, quarantined=0, replaced=False)
 
 
 events = st.one_of(
@@ -90,7 +84,7 @@ def test_liveness_follows_its_table(steps: list[tuple[str, Any, float]]) -> None
         if isinstance(event, DiskFullSeen):
             expected["full"] = True
         elif isinstance(event, ProbeAnswered):
-            expected["full"] = bool(getattr(event.health, "full", False))
+            expected["full"] = event.health.full
         after = liveness.state(node)
         assert (after.up, after.full, after.since) == (
             expected["up"],

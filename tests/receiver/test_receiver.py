@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from s3lite import (
     BodyLengthMismatch,
     ChecksumMismatch,
+    DamagedPart,
     DataLoss,
     InvalidArgument,
     InvalidKey,
@@ -298,7 +299,9 @@ async def test_unreachable_node_fails_the_upload_cleanly(cluster: LocalCluster) 
     assert all(manifest.upload_id in name for _, _, name in live)
 
 
-async def test_corrupted_part_raises_checksum_mismatch(cluster: LocalCluster) -> None:
+async def test_corrupted_part_raises_damaged_part(cluster: LocalCluster) -> None:
+    """The node that holds the part finds the damaged block first (its checksum) and
+    says so; the manifest's whole-part checksum stays behind it as a second check."""
     await cluster.receiver.put_object("rot", os.urandom(30_000))
     manifest = await cluster.receiver.manifests.get("rot")
     assert manifest is not None
@@ -308,8 +311,28 @@ async def test_corrupted_part_raises_checksum_mismatch(cluster: LocalCluster) ->
     raw = bytearray(path.read_bytes())
     raw[-1] ^= 0xFF
     path.write_bytes(bytes(raw))
-    with pytest.raises(ChecksumMismatch):
+    with pytest.raises(DamagedPart):
         await read_all(cluster, "rot")
+
+
+async def test_an_intact_part_with_other_bytes_raises_checksum_mismatch(
+    cluster: LocalCluster,
+) -> None:
+    """A node that serves a whole, valid part file with other bytes (a bug, a file put
+    in the wrong place): the manifest's checksum of the part catches it."""
+    await cluster.receiver.put_object("swapped", os.urandom(30_000))
+    manifest = await cluster.receiver.manifests.get("swapped")
+    assert manifest is not None
+    part = manifest.segments[0].parts[2]
+    owner = cluster.nodes[cluster.orchestrator.ring.owner(part.sector)]
+    name = part_name(manifest.upload_id, 0, 2)
+
+    async def other_bytes() -> AsyncIterator[bytes]:
+        yield os.urandom(part.length)
+
+    await owner.put_part(part.sector, name, other_bytes())
+    with pytest.raises(ChecksumMismatch):
+        await read_all(cluster, "swapped")
 
 
 async def test_missing_part_raises_data_loss_not_wrong_bytes(cluster: LocalCluster) -> None:

@@ -20,9 +20,9 @@ import anyio
 import anyio.from_thread
 import pytest
 
-from s3lite import DiskFull, InvalidName, NodeUnavailable, PartNotFound
-from s3lite.storager import StorageNode, partfile
-from s3lite.storager import node as node_module
+from s3lite import DamagedPart, DiskFull, InvalidName, NodeUnavailable, PartNotFound
+from s3lite.storager import StorageNode, partfile, partwriter, sectorfiles
+from s3lite.storager.partfile import Header
 from s3lite.transport import ImportResult, PartStat
 
 if "tests.transport.contract" not in sys.modules:  # rewrite its asserts for readable failures
@@ -37,8 +37,15 @@ MiB = 1 << 20
 HEADER = 32
 
 
-async def open_node(data_dir: Path, node_id: str | None = "node-t", **kwargs: bool) -> StorageNode:
-    return await StorageNode.open(data_dir, node_id, fsync=kwargs.get("fsync", False))
+def stored(size: int) -> int:
+    """Bytes a part of ``size`` payload bytes takes on disk."""
+    return Header(size).file_size
+
+
+async def open_node(
+    data_dir: Path, node_id: str | None = "node-t", *, fsync: bool = False, reserve: int = 0
+) -> StorageNode:
+    return await StorageNode.open(data_dir, node_id, fsync=fsync, reserve=reserve)
 
 
 @pytest.fixture
@@ -55,7 +62,7 @@ async def node(data_dir: Path) -> AsyncIterator[StorageNode]:
 
 async def reopen(node: StorageNode) -> StorageNode:
     node.close()
-    return await StorageNode.open(node.data_dir, fsync=False)
+    return await StorageNode.open(node.data_dir, fsync=False, reserve=0)
 
 
 def disk_usage(data_dir: Path) -> dict[int, int]:
@@ -85,11 +92,11 @@ async def fill(node: StorageNode) -> None:
 # -- usage -----------------------------------------------------------------------------
 
 
-async def test_usage_is_payload_plus_a_32_byte_header_per_part(node: StorageNode) -> None:
+async def test_usage_is_the_size_of_the_part_files(node: StorageNode) -> None:
     await fill(node)
     expected: dict[int, int] = {}
     for sector, _, size in PARTS:
-        expected[sector] = expected.get(sector, 0) + HEADER + size
+        expected[sector] = expected.get(sector, 0) + stored(size)
     assert await node.usage() == expected
     assert disk_usage(node.data_dir) == expected
     assert (await node.health()).bytes_stored == sum(expected.values())
@@ -112,7 +119,7 @@ async def test_part_files_placed_while_closed_are_counted_at_open(node: StorageN
     (node.data_dir / "sectors" / "004").mkdir()
     (node.data_dir / "sectors" / "003" / "p").rename(node.data_dir / "sectors" / "004" / "p")
     reopened = await StorageNode.open(node.data_dir, fsync=False)
-    assert await reopened.usage() == {4: HEADER + 1000}
+    assert await reopened.usage() == {4: stored(1000)}
     assert await read_all(await reopened.get_part(4, "p")) == b"x" * 1000
 
 
@@ -124,7 +131,7 @@ async def test_temp_files_are_cleared_at_open(node: StorageNode) -> None:
     (tmp / "import-0123" / "001" / "staged").write_bytes(b"\0" * 5000)
     reopened = await reopen(node)
     assert tmp_contents(node.data_dir) == []
-    assert await reopened.usage() == {1: HEADER + 4}
+    assert await reopened.usage() == {1: stored(4)}
     assert [s.name for s in await reopened.list_parts(1)] == ["kept"]
     await reopened.put_part(1, "after", chunked(b"tmp still works"))
 
@@ -172,7 +179,7 @@ async def test_an_unusable_node_id_is_refused(data_dir: Path, node_id: str) -> N
 
 @pytest.mark.parametrize(
     "room",
-    [0, HEADER + 1000, HEADER + 2 * MiB + 5],
+    [0, HEADER + 1000, stored(2 * MiB + 5)],
     ids=["first-write", "mid-stream", "sealing-the-header"],
 )
 async def test_disk_full_raises_disk_full_and_stores_nothing(
@@ -369,7 +376,8 @@ async def test_an_export_survives_a_part_replaced_while_it_streams(node: Storage
     chunks += [chunk async for chunk in stream]
     with zipfile.ZipFile(io.BytesIO(b"".join(chunks))) as opened:
         assert opened.testzip() is None
-        assert opened.read("004/b") == b"B" * 20
+        assert opened.read("004/b") == (node.data_dir / "sectors/004/b").read_bytes()
+        assert opened.read("004/b").endswith(b"B" * 20)
 
 
 async def test_concurrent_puts_of_one_name_count_the_part_once(
@@ -391,7 +399,7 @@ async def test_concurrent_puts_of_one_name_count_the_part_once(
         for _ in range(2):
             group.start_soon(node.put_part, 1, "same", chunked(b"x" * 100))
     monkeypatch.undo()
-    assert await node.list_parts(1) == [PartStat("same", 1, 100, stat_of(1, "", b"x" * 100).crc32)]
+    assert await node.list_parts(1) == [PartStat("same", 1, 100)]
     assert await node.usage() == disk_usage(node.data_dir)
 
 
@@ -401,7 +409,7 @@ async def test_an_import_cancelled_while_installing_keeps_usage_exact(
     source = await open_node(tmp_path / "source", "node-s")
     await fill(source)
     archive = await read_all(await source.export_sectors([0, 5]))
-    real_install = node_module._install
+    real_install = sectorfiles.install
     with anyio.CancelScope() as scope:
 
         def install(
@@ -409,12 +417,12 @@ async def test_an_import_cancelled_while_installing_keeps_usage_exact(
             sectors: Path,
             namespace: threading.Lock,
             fsync: bool,
-            added: dict[int, int],
+            added: dict[int, tuple[int, int]],
         ) -> None:
             anyio.from_thread.run_sync(scope.cancel)
             real_install(staging, sectors, namespace, fsync, added)
 
-        monkeypatch.setattr(node_module, "_install", install)
+        monkeypatch.setattr(sectorfiles, "install", install)
         await node.import_sectors(chunked(archive))
     assert await node.usage() == disk_usage(node.data_dir)
 
@@ -425,7 +433,7 @@ async def test_imports_and_links_are_durable_before_they_return(
     """The donors drop their copies once an import returns, and a re-home deletes the
     old link once link_part returns: both must have reached the disk by then."""
     synced: list[Path] = []
-    real_fsync_dir = partfile.fsync_dir
+    real_fsync_dir = partwriter.fsync_dir
 
     def recording_fsync_dir(path: Path) -> None:
         synced.append(Path(path))
@@ -434,8 +442,8 @@ async def test_imports_and_links_are_durable_before_they_return(
     source = await open_node(tmp_path / "source", "node-s")
     await fill(source)
     archive = await read_all(await source.export_sectors([0, 5]))
-    target = await StorageNode.open(tmp_path / "target", "node-t", fsync=True)
-    monkeypatch.setattr(partfile, "fsync_dir", recording_fsync_dir)
+    target = await open_node(tmp_path / "target", "node-t", fsync=True)
+    monkeypatch.setattr(partwriter, "fsync_dir", recording_fsync_dir)
     await target.import_sectors(chunked(archive))
     sectors = target.data_dir / "sectors"
     assert {sectors / "000", sectors / "005", sectors} <= set(synced)
@@ -443,3 +451,167 @@ async def test_imports_and_links_are_durable_before_they_return(
     name = (await target.list_parts(5))[0].name
     await target.link_part(name, 5, 9)
     assert sectors / "009" in synced
+
+
+# -- part counts, free space and the reserve ---------------------------------------------
+
+
+def disk_parts(data_dir: Path) -> int:
+    return sum(1 for path in (data_dir / "sectors").glob("*/*") if path.is_file())
+
+
+async def test_health_counts_parts_without_walking_the_directory(
+    node: StorageNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await fill(node)
+    await node.put_part(0, "a", chunked(b"overwritten"))
+    await node.link_part("c", 5, 6)
+    await node.link_part("c", 5, 6)  # already there
+    await node.delete_parts(0, ["b", "missing"])
+    source = await open_node(tmp_path / "source", "node-s")
+    await source.put_part(7, "imported", chunked(b"i"))
+    await source.put_part(0, "a", chunked(b"replaces a"))
+    await node.import_sectors(await source.export_sectors([0, 7]))
+    await node.drop_sectors([359])
+
+    def no_walks(*args: object) -> None:
+        raise AssertionError("health() walked a directory")
+
+    monkeypatch.setattr(os, "scandir", no_walks)
+    monkeypatch.setattr(os, "listdir", no_walks)
+    health = await node.health()
+    monkeypatch.undo()
+    assert health.parts == disk_parts(node.data_dir) == 5
+    assert (await reopen(node)).node_id == node.node_id
+    assert (await StorageNode.open(node.data_dir)).node_id == node.node_id
+
+
+async def test_free_space_and_full_follow_the_reserve(tmp_path: Path) -> None:
+    relaxed = await open_node(tmp_path / "relaxed", reserve=0)
+    health = await relaxed.health()
+    assert health.free_bytes > 0
+    assert not health.full
+    strict = await open_node(tmp_path / "strict", reserve=health.free_bytes * 1000)
+    assert (await strict.health()).full
+
+
+async def test_a_full_node_refuses_new_parts_and_serves_everything_else(tmp_path: Path) -> None:
+    data_dir = tmp_path / "node"
+    roomy = await open_node(data_dir, reserve=0)
+    await fill(roomy)
+    roomy.close()
+    full = await open_node(data_dir, reserve=1 << 62)
+    before = await full.usage()
+    with pytest.raises(DiskFull, match="reserve"):
+        await full.put_part(1, "new", chunked(payload(3 * MiB), [MiB]))
+    with pytest.raises(DiskFull):
+        await full.put_part(0, "a", chunked(b""))  # an overwrite is a new part too
+    with pytest.raises(DiskFull):
+        await full.import_sectors(await full.export_sectors([5]))
+    assert await full.usage() == before
+    assert tmp_contents(data_dir) == []
+    assert await read_all(await full.get_part(5, "c")) == payload(3 * MiB + 7)
+    await full.link_part("d", 5, 6)  # moves no bytes
+    assert await full.delete_parts(5, ["d"]) == 1
+    assert (await full.health()).full
+
+
+@pytest.mark.parametrize("reserve", [-1, 1.5, True, "1"])
+async def test_a_bad_reserve_is_refused(tmp_path: Path, reserve: object) -> None:
+    with pytest.raises(ValueError, match="reserve"):
+        await StorageNode.open(tmp_path / "node", "node-t", reserve=reserve)  # type: ignore[arg-type]
+    assert not (tmp_path / "node").exists()
+
+
+# -- a replaced disk ---------------------------------------------------------------------
+
+
+async def test_a_replaced_node_is_empty_and_flagged_until_cleared(tmp_path: Path) -> None:
+    data_dir = tmp_path / "new-disk"
+    (data_dir / "lost+found").mkdir(parents=True)  # what a fresh file system comes with
+    node = await StorageNode.open(data_dir, "node-r", fsync=False, replaced=True)
+    assert (await node.health()).replaced
+    assert json.loads((data_dir / "node.json").read_text()) == {
+        "node_id": "node-r",
+        "replaced": True,
+    }
+    await node.put_part(1, "rebuilt", chunked(b"rebuilt"))
+    node.close()
+    again = await StorageNode.open(data_dir, "node-r", fsync=False, replaced=True)  # restart
+    assert (await again.health()).replaced
+    assert (await again.health()).parts == 1
+    await again.clear_replaced()
+    await again.clear_replaced()
+    assert not (await again.health()).replaced
+    assert json.loads((data_dir / "node.json").read_text()) == {"node_id": "node-r"}
+    assert not (await reopen(again)).__dict__["_replaced"]
+    with pytest.raises(ValueError, match="not empty"):
+        await StorageNode.open(data_dir, "node-r", fsync=False, replaced=True)
+
+
+@pytest.mark.parametrize(
+    ("existing", "node_id", "message"),
+    [
+        ({"stray": "data"}, "node-r", "not empty"),
+        ({"node.json": '{"node_id": "node-r"}'}, "node-r", "not empty"),
+        ({"node.json": '{"node_id": "node-o", "replaced": true}'}, "node-r", "not empty"),
+        ({}, None, "--node-id"),
+    ],
+    ids=["stray-file", "same-node-not-replaced", "other-node", "no-id"],
+)
+async def test_replaced_refuses_a_directory_that_is_not_empty(
+    tmp_path: Path, existing: dict[str, str], node_id: str | None, message: str
+) -> None:
+    data_dir = tmp_path / "node"
+    data_dir.mkdir()
+    for name, content in existing.items():
+        (data_dir / name).write_text(content)
+    with pytest.raises(ValueError, match=message):
+        await StorageNode.open(data_dir, node_id, fsync=False, replaced=True)
+    assert {path.name: path.read_text() for path in data_dir.iterdir()} == existing
+
+
+# -- damaged files -----------------------------------------------------------------------
+
+
+async def test_a_file_of_the_old_format_is_damaged_and_quarantined(node: StorageNode) -> None:
+    """s3lite 0.1 part files (magic S3LPART1, one CRC per file) are not readable."""
+    old = node.data_dir / "sectors" / "004" / "old"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"S3LPART1" + (5).to_bytes(8, "little") + bytes(16) + b"hello")
+    reopened = await reopen(node)
+    assert await reopened.list_parts(4) == []  # not a part it can serve
+    with pytest.raises(DamagedPart, match="magic"):
+        await reopened.get_part(4, "old")
+    assert not old.exists()
+    assert await reopened.usage() == {}
+    assert [(p.sector, p.name) for p in await reopened.list_quarantined()] == [(4, "old")]
+
+
+async def test_a_damaged_file_replaced_meanwhile_is_not_quarantined(node: StorageNode) -> None:
+    """A reader that finds damage in a file whose name was meanwhile given to a new,
+    healthy copy (a rebuild) must not move the new copy away."""
+    size = 16 * partfile.BLOCK_SIZE
+    await node.put_part(3, "p", chunked(payload(size)))
+    path = node.data_dir / "sectors" / "003" / "p"
+    raw = bytearray(path.read_bytes())
+    raw[Header(size).payload_offset(size - 1)] ^= 1
+    path.write_bytes(raw)
+    stream = await node.get_part(3, "p")  # block 0 is fine: open succeeds
+    await node.put_part(3, "p", chunked(b"healthy copy"))
+    with pytest.raises(DamagedPart):
+        await read_all(stream)
+    assert await read_all(await node.get_part(3, "p")) == b"healthy copy"
+    assert (await node.health()).quarantined == 0
+    assert await node.usage() == disk_usage(node.data_dir)
+
+
+async def test_an_incomplete_quarantine_entry_is_cleared_at_start(node: StorageNode) -> None:
+    entry = node.data_dir / "quarantine" / "20260101T000000-003-crashed"
+    entry.mkdir(parents=True)
+    (entry / "info.json").write_text('{"sector": 3, "name": "p", "reason": "r", "time": "t"}')
+    reopened = await reopen(node)
+    assert not entry.exists()
+    assert (await reopened.health()).quarantined == 0
+    with pytest.raises(PartNotFound):
+        await reopened.get_part(3, "p")

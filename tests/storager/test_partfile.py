@@ -1,101 +1,102 @@
-"""The part file format and its writer: header layout, names, and every way a write can
-fail (disk full at each step, other I/O errors), which must leave no temporary file.
+"""The part file format: its documented layout, that every damaged, truncated or lying
+file is found by a read that covers the damage (and no wrong byte is ever returned),
+that healthy files read exactly in any range, and every way a write can fail (disk
+full at each step, other I/O errors), which must leave no temporary file.
 
-The fault helpers here (``FaultyFile``, ``patch_partfile_os``) are also used by
-``test_node.py``: they replace what ``partfile`` sees as ``os`` with a copy, so the real
-``os`` module (used by pytest, tempfile and the event loop) is never touched.
+The fault helpers here (``faulty_files``, ``patch_partfile_os``) are also used by
+``test_node.py``: they replace what ``partwriter`` sees as ``os`` with a copy, so the
+real ``os`` module (used by pytest, tempfile and the event loop) is never touched.
 """
 
 from __future__ import annotations
 
 import errno
-import gc
 import os
+import random
 import stat
 import struct
 import threading
 import types
-import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from s3lite import DataLoss, DiskFull, InvalidName, PartNotFound
+from s3lite import DiskFull, InvalidName
 from s3lite.sectors import check_sector
-from s3lite.storager import partfile
+from s3lite.storager import partwriter
 from s3lite.storager.partfile import (
+    BLOCK_SIZE,
     HEADER_SIZE,
-    PartWriter,
-    open_part,
+    Damage,
+    FileChecker,
+    Header,
+    RangeReader,
+    check_file,
     read_header,
     sector_dir_name,
 )
+from s3lite.storager.partwriter import PartWriter, StagedPart
 from s3lite.transport.base import check_name
+
+B = BLOCK_SIZE
 
 # -- fault injection -------------------------------------------------------------------
 
 
-class FaultyFile:
-    """Wraps the raw file PartWriter writes through.
+class Faults:
+    """Stand-ins for the ``os.writev`` and ``os.pwrite`` that PartWriter writes through.
 
     Accepts ``room`` more bytes (None: unlimited), then fails every write with ``error``,
     as a full disk does: the write that crosses the limit is short, the next one fails.
-    ``max_write`` caps each write, to exercise the short-write loop.
+    ``max_write`` caps each write, to exercise the short-write loops.
     """
 
     def __init__(
-        self,
-        raw: Any,
-        room: int | None = None,
-        error: int = errno.ENOSPC,
-        max_write: int | None = None,
+        self, room: int | None = None, error: int = errno.ENOSPC, max_write: int | None = None
     ) -> None:
-        self.raw = raw
         self.room = room
         self.error = error
         self.max_write = max_write
         self.writes = 0
 
-    def write(self, data: Any) -> int:
+    def _allowed(self, size: int) -> int:
         self.writes += 1
-        size = len(data)
         if self.max_write is not None:
             size = min(size, self.max_write)
         if self.room is not None:
             if self.room == 0:
                 raise OSError(self.error, os.strerror(self.error))
             size = min(size, self.room)
-        written: int = self.raw.write(bytes(memoryview(data)[:size]))
-        if self.room is not None:
-            self.room -= written
-        return written
+            self.room -= size
+        return size
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
+    def writev(self, fd: int, buffers: Sequence[Any]) -> int:
+        data = b"".join(bytes(buffer) for buffer in buffers)
+        return os.write(fd, data[: self._allowed(len(data))])
+
+    def pwrite(self, fd: int, data: Any, offset: int) -> int:
+        return os.pwrite(fd, bytes(data)[: self._allowed(len(data))], offset)
 
 
 def patch_partfile_os(monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> None:
-    """Make ``partfile`` see an ``os`` whose named functions are replaced."""
+    """Make ``partwriter`` see an ``os`` whose named functions are replaced."""
     fake = types.SimpleNamespace(**vars(os))
     for name, value in overrides.items():
         setattr(fake, name, value)
-    monkeypatch.setattr(partfile, "os", fake)
+    monkeypatch.setattr(partwriter, "os", fake)
 
 
-def faulty_files(monkeypatch: pytest.MonkeyPatch, **faults: Any) -> list[FaultyFile]:
-    """Every file PartWriter opens from now on is a FaultyFile(**faults); returns them."""
-    opened: list[FaultyFile] = []
-    real_fdopen = os.fdopen
-
-    def fdopen(fd: int, *args: Any, **kwargs: Any) -> FaultyFile:
-        opened.append(FaultyFile(real_fdopen(fd, *args, **kwargs), **faults))
-        return opened[-1]
-
-    patch_partfile_os(monkeypatch, fdopen=fdopen)
-    return opened
+def faulty_files(monkeypatch: pytest.MonkeyPatch, **faults: Any) -> Faults:
+    """Every part file written from now on goes through one Faults(**faults)."""
+    injected = Faults(**faults)
+    patch_partfile_os(monkeypatch, writev=injected.writev, pwrite=injected.pwrite)
+    return injected
 
 
 def failing(error: int) -> Callable[..., Any]:
@@ -117,7 +118,7 @@ def fsync_recorder(calls: list[str]) -> Callable[[int], None]:
     return fsync
 
 
-# -- fixtures --------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -141,35 +142,137 @@ def write_part(temp_dir: Path, final_path: Path, *chunks: bytes, fsync: bool = F
     return writer.commit(final_path, threading.Lock())
 
 
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for the property tests (Hypothesis runs a test's examples within one
+    call, so a function-scoped fixture would be shared by them anyway). Files in it are
+    removed as soon as they are used."""
+    return tmp_path_factory.mktemp("partfile")
+
+
+def part_bytes(scratch: Path, data: bytes, chunk_sizes: Sequence[int] = (B,)) -> bytes:
+    """The part file PartWriter makes of ``data`` sent in chunks of the given sizes."""
+    final = scratch / f"part-{random.getrandbits(64):x}"
+    writer = PartWriter(scratch, "node-t", fsync=False)
+    position = index = 0
+    while position < len(data):
+        size = max(1, chunk_sizes[index % len(chunk_sizes)])
+        writer.write(data[position : position + size])
+        position += size
+        index += 1
+    writer.commit(final, threading.Lock())
+    try:
+        return final.read_bytes()
+    finally:
+        final.unlink()
+
+
+class opened:
+    """``raw`` as an open file descriptor (a context manager)."""
+
+    def __init__(self, scratch: Path, raw: bytes) -> None:
+        self.path = scratch / f"raw-{random.getrandbits(64):x}"
+        self.path.write_bytes(raw)
+        self.fd = os.open(self.path, os.O_RDONLY)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+        self.path.unlink()
+
+
+def read_range(
+    scratch: Path, raw: bytes, first: int, last: int, batch: int
+) -> tuple[bytes, Damage | None]:
+    """What a reader of payload bytes first..last of the file ``raw`` receives before
+    it stops, and the Damage it stopped on (None if it read the range)."""
+    received = bytearray()
+    with opened(scratch, raw) as fd:
+        try:
+            header = read_header(fd)
+            reader = RangeReader(os.dup(fd), header, first, last, batch)
+            try:
+                while chunk := reader.read():
+                    received += chunk
+            finally:
+                reader.close()
+        except Damage as damage:
+            return bytes(received), damage
+    return bytes(received), None
+
+
+def check_bytes(raw: bytes) -> Header:
+    """Feed a whole file to a FileChecker at once."""
+    checker = FileChecker()
+    checker.feed(raw)
+    return checker.finish()
+
+
+def data_of(size: int, seed: int = 0) -> bytes:
+    return random.Random(f"{seed}:{size}").randbytes(size)
+
+
+sizes = st.integers(0, 4 * B + 100) | st.sampled_from([0, 1, B - 1, B, B + 1, 3 * B])
+batches = st.sampled_from([1, B, 3 * B, 256 * 1024])
+
+
 # -- the format ------------------------------------------------------------------------
 
 
-def test_a_part_file_is_the_documented_header_then_the_payload(
+def test_a_part_file_is_the_documented_header_then_checksummed_blocks(
     temp_dir: Path, final_path: Path
 ) -> None:
-    data = b"hello, " * 1000 + b"world"
+    data = data_of(2 * B + 1000)
     write_part(temp_dir, final_path, data[:10], b"", data[10:])
     raw = final_path.read_bytes()
     assert HEADER_SIZE == 32
-    assert len(raw) == 32 + len(data)
-    assert raw[0:8] == b"S3LPART1"
-    assert int.from_bytes(raw[8:16], "little") == len(data)
-    assert int.from_bytes(raw[16:20], "little") == zlib.crc32(data)
-    assert raw[20:32] == bytes(12)
-    assert raw[32:] == data
+    assert raw[0:8] == b"S3LPART2"
+    assert struct.unpack_from("<QII", raw, 8) == (len(data), B, 0)
+    assert int.from_bytes(raw[24:32], "little") == xxhash.xxh3_64_intdigest(raw[:24])
+    position = 32
+    for index, block in enumerate([data[:B], data[B : 2 * B], data[2 * B :]]):
+        checksum = int.from_bytes(raw[position : position + 8], "little")
+        assert checksum == xxhash.xxh3_64_intdigest(block, seed=index)
+        assert raw[position + 8 : position + 8 + len(block)] == block
+        position += 8 + len(block)
+    assert position == len(raw) == Header(len(data)).file_size == 32 + len(data) + 3 * 8
 
 
-def test_an_empty_part_is_a_header_only(temp_dir: Path, final_path: Path) -> None:
+def test_an_empty_part_is_a_header_only(scratch: Path, temp_dir: Path, final_path: Path) -> None:
     write_part(temp_dir, final_path)
-    assert final_path.read_bytes() == b"S3LPART1" + bytes(24)
+    raw = final_path.read_bytes()
+    assert raw == Header(0).pack()
+    assert len(raw) == 32
+    with opened(scratch, raw) as fd:
+        assert read_header(fd) == Header(0)
 
 
-def test_the_writer_reports_length_and_crc(temp_dir: Path, final_path: Path) -> None:
+@settings(max_examples=40, deadline=None)
+@given(sizes, st.lists(st.integers(0, 3 * B), min_size=1, max_size=5))
+def test_the_file_does_not_depend_on_how_the_payload_was_chunked(
+    scratch: Path, size: int, chunk_sizes: list[int]
+) -> None:
+    data = data_of(size)
+    assert part_bytes(scratch, data, chunk_sizes) == part_bytes(scratch, data)
+
+
+def test_payload_offset_finds_payload_bytes_in_the_file(scratch: Path) -> None:
+    data = data_of(3 * B + 7)
+    raw = part_bytes(scratch, data)
+    header = Header(len(data))
+    for position in [0, 1, B - 1, B, 2 * B + 5, len(data) - 1]:
+        assert raw[header.payload_offset(position)] == data[position]
+
+
+def test_the_writer_reports_length_and_size(temp_dir: Path, final_path: Path) -> None:
     writer = PartWriter(temp_dir, "node-t", fsync=False)
     for chunk in (b"a", bytearray(b"bc"), memoryview(b"def")):
         writer.write(chunk)
-    assert (writer.length, writer.crc32) == (6, zlib.crc32(b"abcdef"))
     writer.commit(final_path, threading.Lock())
+    assert (writer.length, writer.size) == (6, 32 + 8 + 6)
+    assert final_path.stat().st_size == writer.size
 
 
 def test_bytes_are_invisible_until_commit_and_the_temp_file_goes(
@@ -182,13 +285,13 @@ def test_bytes_are_invisible_until_commit_and_the_temp_file_goes(
     assert not final_path.exists()
     writer.commit(final_path, threading.Lock())
     assert list(temp_dir.iterdir()) == []
-    assert final_path.read_bytes()[32:] == b"payload"
+    assert final_path.read_bytes()[40:] == b"payload"
 
 
 def test_commit_returns_the_size_of_the_replaced_file(temp_dir: Path, final_path: Path) -> None:
     assert write_part(temp_dir, final_path, b"x" * 100) == 0
-    assert write_part(temp_dir, final_path, b"y" * 5) == 32 + 100
-    assert final_path.read_bytes()[32:] == b"y" * 5
+    assert write_part(temp_dir, final_path, b"y" * 5) == 32 + 8 + 100
+    assert final_path.read_bytes()[40:] == b"y" * 5
 
 
 def test_abort_removes_the_temp_file_and_can_be_repeated(temp_dir: Path, final_path: Path) -> None:
@@ -205,57 +308,162 @@ def test_abort_removes_the_temp_file_and_can_be_repeated(temp_dir: Path, final_p
 
 
 def test_short_writes_are_completed(
-    temp_dir: Path, final_path: Path, monkeypatch: pytest.MonkeyPatch
+    scratch: Path, temp_dir: Path, final_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = faulty_files(monkeypatch, max_write=3)
-    data = bytes(range(256)) * 10
+    faults = faulty_files(monkeypatch, max_write=1000)
+    data = data_of(3 * B + 5)
     write_part(temp_dir, final_path, data)
-    assert final_path.read_bytes()[32:] == data
-    assert files[0].writes > len(data) // 3
+    monkeypatch.undo()
+    assert final_path.read_bytes() == part_bytes(scratch, data)
+    assert faults.writes > len(data) // 1000
 
 
-def test_read_header_returns_length_and_crc(temp_dir: Path, final_path: Path) -> None:
-    write_part(temp_dir, final_path, b"abc")
-    with open(final_path, "rb") as handle:
-        assert read_header(handle, final_path) == (3, zlib.crc32(b"abc"))
+# -- headers ---------------------------------------------------------------------------
+
+
+def header_with(**changes: Any) -> bytes:
+    """A header of a 10-byte part with fields replaced, its checksum recomputed unless
+    ``check`` is given."""
+    fields = {"magic": b"S3LPART2", "length": 10, "block": B, "flags": 0, **changes}
+    raw = struct.pack("<8sQII", fields["magic"], fields["length"], fields["block"], fields["flags"])
+    check = changes.get("check", xxhash.xxh3_64_intdigest(raw))
+    return raw + struct.pack("<Q", check)
 
 
 @pytest.mark.parametrize(
-    "content",
-    [b"", b"S3LPART1", b"S3LPART1" + bytes(23), b"S3LPART2" + bytes(24), bytes(40)],
-    ids=["empty", "magic-only", "one-short", "bad-magic", "zeros"],
+    ("raw", "reason"),
+    [
+        (header_with(magic=b"S3LPART1"), "magic"),  # s3lite 0.1: not readable, damaged
+        (header_with(magic=b"\0" * 8), "magic"),
+        (header_with(check=12345), "checksum"),
+        (header_with(flags=1), "flags"),
+        (header_with(block=0), "block size"),
+        (header_with(block=(16 << 20) + 1), "block size"),
+    ],
+    ids=["old-format", "zeros", "checksum", "flags", "block-0", "block-huge"],
 )
-def test_read_header_refuses_what_is_not_a_part(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "bogus"
-    path.write_bytes(content)
-    with open(path, "rb") as handle, pytest.raises(DataLoss, match="bogus"):
-        read_header(handle, path)
+def test_a_header_that_is_not_valid_is_damage(raw: bytes, reason: str) -> None:
+    with pytest.raises(Damage, match=reason):
+        Header.unpack(raw)
 
 
-def test_open_part_is_positioned_at_the_payload(temp_dir: Path, final_path: Path) -> None:
-    write_part(temp_dir, final_path, b"payload")
-    handle, length, crc = open_part(final_path, "node-t", 3, "part-1")
-    with handle:
-        assert (length, crc) == (7, zlib.crc32(b"payload"))
-        assert handle.read() == b"payload"
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 31), st.integers(0, 7), sizes)
+def test_any_flipped_header_bit_is_found_when_the_file_opens(
+    scratch: Path, offset: int, bit: int, size: int
+) -> None:
+    raw = bytearray(part_bytes(scratch, data_of(size)))
+    raw[offset] ^= 1 << bit
+    with opened(scratch, bytes(raw)) as fd, pytest.raises(Damage):
+        read_header(fd)
 
 
-def test_open_part_of_a_missing_file_names_the_part(tmp_path: Path) -> None:
-    with pytest.raises(PartNotFound) as raised:
-        open_part(tmp_path / "nope", "node-t", 12, "nope")
-    assert (raised.value.node_id, raised.value.sector, raised.value.name) == ("node-t", 12, "nope")
-    assert "node-t" in str(raised.value)
+@settings(max_examples=60, deadline=None)
+@given(sizes, st.data())
+def test_a_truncated_or_extended_file_is_found_when_it_opens(
+    scratch: Path, size: int, draw: st.DataObject
+) -> None:
+    raw = part_bytes(scratch, data_of(size))
+    cut = draw.draw(st.integers(0, len(raw) - 1))
+    extra = draw.draw(st.binary(min_size=1, max_size=100))
+    for changed in (raw[:cut], raw + extra):
+        with opened(scratch, changed) as fd, pytest.raises(Damage):
+            read_header(fd)
+        with pytest.raises(Damage):
+            check_bytes(changed)
 
 
-def test_open_part_closes_the_file_when_the_header_is_bad(tmp_path: Path) -> None:
-    path = tmp_path / "bogus"
-    path.write_bytes(b"junk")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with pytest.raises(DataLoss, match="bogus"):
-            open_part(path, "node-t", 1, "bogus")
-        gc.collect()
-    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+# -- reading ---------------------------------------------------------------------------
+
+
+@settings(max_examples=80, deadline=None)
+@given(sizes, batches, st.data())
+def test_any_range_of_a_healthy_file_reads_exactly(
+    scratch: Path, size: int, batch: int, draw: st.DataObject
+) -> None:
+    data = data_of(size)
+    raw = part_bytes(scratch, data)
+    if size == 0:
+        assert read_range(scratch, raw, 0, -1, batch) == (b"", None)
+        return
+    first = draw.draw(st.integers(0, size - 1))
+    last = draw.draw(st.integers(first, size - 1))
+    assert read_range(scratch, raw, first, last, batch) == (data[first : last + 1], None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 4 * B + 100), batches, st.data())
+def test_a_flipped_byte_is_found_by_any_read_that_covers_it_and_no_wrong_byte_leaves(
+    scratch: Path, size: int, batch: int, draw: st.DataObject
+) -> None:
+    data = data_of(size)
+    raw = bytearray(part_bytes(scratch, data))
+    offset = draw.draw(st.integers(0, len(raw) - 1))
+    raw[offset] ^= 1 << draw.draw(st.integers(0, 7))
+    first = draw.draw(st.integers(0, size - 1))
+    last = draw.draw(st.integers(first, size - 1))
+    received, damage = read_range(scratch, bytes(raw), first, last, batch)
+    assert received == data[first : first + len(received)]  # never a wrong byte
+    damaged_block = None if offset < HEADER_SIZE else (offset - HEADER_SIZE) // (B + 8)
+    covered = damaged_block is None or first // B <= damaged_block <= last // B
+    assert (damage is not None) == covered
+    if damaged_block is not None and covered:
+        assert len(received) <= max(0, damaged_block * B - first)  # nothing of that block
+    with opened(scratch, bytes(raw)) as fd, pytest.raises(Damage):
+        check_file(fd)  # a whole-file check always finds it
+
+
+# -- whole-file checks -----------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes, st.lists(st.integers(1, 3 * B), min_size=1, max_size=6))
+def test_the_file_checker_accepts_any_feeding_of_a_healthy_file(
+    scratch: Path, size: int, pieces: list[int]
+) -> None:
+    data = data_of(size)
+    raw = part_bytes(scratch, data)
+    checker = FileChecker(crc=True, payload_checksum=True)
+    position = index = 0
+    while position < len(raw):
+        checker.feed(raw[position : position + pieces[index % len(pieces)]])
+        position += pieces[index % len(pieces)]
+        index += 1
+    assert checker.finish() == Header(size)
+    assert checker.crc32 == zlib.crc32(raw)
+    assert checker.payload_checksum == xxhash.xxh3_64_intdigest(data)
+    assert checker.size == len(raw)
+    with opened(scratch, raw) as fd:
+        whole = check_file(fd, payload_checksum=True)
+        assert whole.payload_checksum == xxhash.xxh3_64_intdigest(data)
+
+
+def test_a_block_moved_to_another_position_does_not_validate(scratch: Path) -> None:
+    """Blocks 0 and 1 swapped (each with its own checksum): every block is intact, but
+    the seed of its checksum says where it belongs."""
+    data = data_of(2 * B)
+    raw = part_bytes(scratch, data)
+    frame = B + 8
+    swapped = raw[:32] + raw[32 + frame :] + raw[32 : 32 + frame]
+    assert len(swapped) == len(raw)
+    with opened(scratch, swapped) as fd, pytest.raises(Damage, match="block 0"):
+        check_file(fd)
+
+
+def test_a_staged_part_is_written_as_received_and_checked(scratch: Path, tmp_path: Path) -> None:
+    data = data_of(2 * B + 3)
+    raw = part_bytes(scratch, data)
+    staged = StagedPart(tmp_path, "node-t", fsync=False)
+    for start in range(0, len(raw), 5000):
+        staged.write(raw[start : start + 5000])
+    staged.commit(tmp_path / "installed", threading.Lock())
+    assert (tmp_path / "installed").read_bytes() == raw
+    assert staged.checker.finish() == Header(len(data))
+    assert staged.checker.crc32 == zlib.crc32(raw)
+    broken = StagedPart(tmp_path, "node-t", fsync=False)
+    with pytest.raises(Damage, match="block 1"):
+        broken.write(raw[: 32 + B + 8 + 8] + bytes([raw[32 + B + 16] ^ 1]) + raw[32 + B + 17 :])
+    broken.abort()
 
 
 # -- names and sectors -----------------------------------------------------------------
@@ -298,15 +506,15 @@ def test_sector_directories_have_three_digits() -> None:
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
 @pytest.mark.parametrize(
     "room",
-    [0, 10, 32 + 1000, 32 + 5000],
-    ids=["header-placeholder", "inside-header", "payload", "header-on-commit"],
+    [0, 10, 32 + 1000, 32 + 2 * (B + 8) + 100, 32 + 2 * (B + 8) + 8 + 5000],
+    ids=["header-placeholder", "inside-header", "payload", "last-block", "header-on-commit"],
 )
 def test_disk_full_raises_disk_full_and_leaves_no_temp_file(
     temp_dir: Path, final_path: Path, monkeypatch: pytest.MonkeyPatch, room: int, error: int
 ) -> None:
     faulty_files(monkeypatch, room=room, error=error)
     with pytest.raises(DiskFull, match="node-t") as raised:
-        write_part(temp_dir, final_path, b"x" * 3000, b"y" * 2000)
+        write_part(temp_dir, final_path, data_of(B + 3000), data_of(B + 2000, seed=1))
     assert isinstance(raised.value.__cause__, OSError)
     assert raised.value.__cause__.errno == error
     assert list(temp_dir.iterdir()) == []
@@ -317,10 +525,11 @@ def test_disk_full_on_commit_keeps_the_previous_part(
     temp_dir: Path, final_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_part(temp_dir, final_path, b"old")
-    faulty_files(monkeypatch, room=32 + 3)
+    old = final_path.read_bytes()
+    faulty_files(monkeypatch, room=32 + 8 + 3)  # room for all but the sealed header
     with pytest.raises(DiskFull):
         write_part(temp_dir, final_path, b"new")
-    assert final_path.read_bytes()[32:] == b"old"
+    assert final_path.read_bytes() == old
     assert list(temp_dir.iterdir()) == []
 
 
@@ -346,13 +555,13 @@ def test_other_errors_on_commit_propagate_and_leave_no_temp_file(
     assert list(temp_dir.iterdir()) == []
 
 
-def test_other_errors_while_writing_propagate_and_abort_cleans_up(
+def test_other_errors_while_writing_propagate_and_clean_up(
     temp_dir: Path, final_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     faulty_files(monkeypatch, room=32 + 10, error=errno.EIO)
     writer = PartWriter(temp_dir, "node-t", fsync=False)
     with pytest.raises(OSError, match=os.strerror(errno.EIO)) as raised:
-        writer.write(b"z" * 100)
+        writer.write(data_of(2 * B))
     assert raised.value.errno == errno.EIO
     writer.abort()
     assert list(temp_dir.iterdir()) == []
@@ -366,9 +575,4 @@ def test_fsync_covers_the_file_and_its_directory(
     patch_partfile_os(monkeypatch, fsync=fsync_recorder(calls))
     write_part(temp_dir, final_path, b"durable", fsync=fsync)
     assert sorted(calls) == (["dir", "file"] if fsync else [])
-    assert final_path.read_bytes()[32:] == b"durable"
-
-
-def test_the_header_struct_matches_the_documented_layout() -> None:
-    packed = partfile.HEADER.pack(partfile.MAGIC, 2**40 + 1, 0xDEADBEEF)
-    assert packed == b"S3LPART1" + struct.pack("<QI", 2**40 + 1, 0xDEADBEEF) + bytes(12)
+    assert final_path.read_bytes()[40:] == b"durable"

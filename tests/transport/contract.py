@@ -19,17 +19,19 @@ How a transport plugs in::
 ``NodeHandle`` asks for: ``client`` (re-resolved after a restart), ``node_id``,
 ``stop()`` (the node becomes unreachable; old clients must then raise NodeUnavailable),
 ``restart()`` (same data directory), ``settle()`` (wait until the node has finished
-every request it received; a no-op in process) and ``files()`` (``data_files(data_dir)``
-does it). What a network client must carry across the wire for these tests to pass:
+every request it received; a no-op in process), ``files()`` (``data_files(data_dir)``
+does it) and ``part_file(sector, name)`` (``part_path(data_dir, sector, name)``).
+What a network client must carry across the wire for these tests to pass:
 the typed errors with their fields (``PartNotFound.sector``/``.name``,
 ``InvalidRange.size``), ``InvalidName`` for sectors that are not ints in [0, 360)
 (``True`` included, so check before formatting a URL), and an exception raised by an
 upload body must reach the caller unchanged.
 
 What the contract asserts about sizes is limited to what the interface promises:
-usage counts the payload plus a fixed per-part overhead (the node's header), and it
-equals what the node measures from its own directory after a restart. The exact
-on-disk format is pinned by the storager tests, not here.
+usage counts the payload plus a per-part overhead (the node's header and block
+checksums), and it equals what the node measures from its own directory after a
+restart. The exact on-disk format is pinned by the storager tests, not here; the
+integrity tests only use ``partfile.Header.payload_offset`` to find the byte to damage.
 """
 
 from __future__ import annotations
@@ -40,16 +42,24 @@ import random
 import struct
 import warnings
 import zipfile
-import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar, Protocol
 
 import anyio
 import pytest
+import xxhash
 
-from s3lite import CorruptArchive, InvalidName, InvalidRange, NodeUnavailable, PartNotFound
-from s3lite.transport import ByteStream, ImportResult, NodeClient, PartStat
+from s3lite import (
+    CorruptArchive,
+    DamagedPart,
+    InvalidName,
+    InvalidRange,
+    NodeUnavailable,
+    PartNotFound,
+)
+from s3lite.storager.partfile import BLOCK_SIZE, Header
+from s3lite.transport import ByteStream, ImportResult, NodeClient, PartCheck, PartStat
 
 MiB = 1 << 20
 
@@ -94,6 +104,10 @@ class NodeHandle(Protocol):
         """
         ...
 
+    def part_file(self, sector: int, name: str) -> Path:
+        """The file that holds a part, for tests that damage it on disk."""
+        ...
+
 
 NodeFactory = Callable[[], Awaitable[NodeHandle]]
 """What the ``node_factory`` fixture yields: each call starts a fresh, empty node."""
@@ -133,6 +147,16 @@ class chunked:
         return chunk
 
 
+async def read_into(stream: ByteStream, received: bytearray) -> None:
+    """Append a stream's chunks to ``received`` until it ends or fails; then close it
+    (so a test can look at what arrived before a failure)."""
+    try:
+        async for chunk in stream:
+            received.extend(chunk)
+    finally:
+        await stream.aclose()
+
+
 async def read_all(stream: ByteStream) -> bytes:
     try:
         return b"".join([chunk async for chunk in stream])
@@ -141,7 +165,7 @@ async def read_all(stream: ByteStream) -> bytes:
 
 
 def stat_of(sector: int, name: str, data: bytes) -> PartStat:
-    return PartStat(name, sector, len(data), zlib.crc32(data))
+    return PartStat(name, sector, len(data))
 
 
 class BodyFailed(Exception):
@@ -292,7 +316,7 @@ class NodeClientContract:
                 yield b""
 
         stat = await client.put_part(0, "empty", empty_chunks())
-        assert stat == PartStat("empty", 0, 0, 0)
+        assert stat == PartStat("empty", 0, 0)
         assert await read_all(await client.get_part(0, "empty")) == b""
 
     async def test_one_name_in_two_sectors_is_two_parts(self, client: NodeClient) -> None:
@@ -477,7 +501,7 @@ class NodeClientContract:
 
     # -- listing -----------------------------------------------------------------------
 
-    async def test_list_parts_is_sorted_with_lengths_and_crcs(self, client: NodeClient) -> None:
+    async def test_list_parts_is_sorted_with_lengths(self, client: NodeClient) -> None:
         names = ["b", "B", "a.b", "a_b", "a-1", "0", "Z9", "a"]
         expected = []
         for index, name in enumerate(names):
@@ -494,6 +518,11 @@ class NodeClientContract:
         assert dict(await client.usage()) == {}
         health = await client.health()
         assert (health.node_id, health.parts, health.bytes_stored) == (node.node_id, 0, 0)
+        assert (health.full, health.quarantined, health.replaced) == (False, 0, False)
+        assert health.free_bytes > 0
+        assert await client.list_quarantined() == []
+        await client.clear_replaced()  # a node that was never replaced: nothing to do
+        assert not (await client.health()).replaced
         assert await client.list_parts(0) == []
         assert await client.list_parts(359) == []
 
@@ -502,15 +531,19 @@ class NodeClientContract:
         overhead = (await client.usage())[20]  # what a part costs beyond its payload
         assert overhead >= 0
         sizes = {"a": 1, "b": 4096, "c": 1_000_003}
+        costs = {}
         for name, size in sizes.items():
+            before = (await client.usage())[20]
             await client.put_part(20, name, chunked(payload(size)))
+            costs[name] = (await client.usage())[20] - before
+            assert size + overhead <= costs[name] <= size + overhead + 64 + size // 1000
         await client.put_part(21, "d", chunked(payload(77)))
         usage = await client.usage()
-        assert dict(usage) == {20: 4 * overhead + sum(sizes.values()), 21: overhead + 77}
+        assert dict(usage) == {20: overhead + sum(costs.values()), 21: costs["a"] + 76}
         assert await client.delete_parts(20, ["c"]) == 1
-        assert (await client.usage())[20] == 3 * overhead + 1 + 4096
+        assert (await client.usage())[20] == overhead + costs["a"] + costs["b"]
         await client.delete_parts(20, ["a", "b", "empty"])
-        assert dict(await client.usage()) == {21: overhead + 77}
+        assert dict(await client.usage()) == {21: costs["a"] + 76}
 
     async def test_usage_after_restart_equals_usage_tracked(self, node: NodeHandle) -> None:
         client = node.client
@@ -549,7 +582,7 @@ class NodeClientContract:
         await client.link_part("moving", 30, 31)
         assert await read_all(await client.get_part(31, "moving")) == data
         assert await read_all(await client.get_part(31, "moving", 5, 9)) == data[5:10]
-        assert await client.list_parts(31) == [PartStat("moving", 31, stat.length, stat.crc32)]
+        assert await client.list_parts(31) == [PartStat("moving", 31, stat.length)]
         usage = await client.usage()
         assert usage[31] == usage[30]
         assert (await client.health()).parts == 2
@@ -590,6 +623,181 @@ class NodeClientContract:
         tracked = await Snapshot.take(node, [30, 31])
         await node.restart()
         assert await Snapshot.take(node, [30, 31]) == tracked
+
+    # -- integrity ---------------------------------------------------------------------
+
+    BLOCKS = 40  # several read batches of a node, and of a network stream
+    DAMAGED_SIZE = BLOCKS * BLOCK_SIZE + 1234
+
+    async def _damaged(self, node: NodeHandle, position: int, sector: int = 6) -> bytes:
+        """A part "p" whose payload byte ``position`` is flipped on disk; its data."""
+        data = payload(self.DAMAGED_SIZE, seed=7)
+        await node.client.put_part(sector, "p", chunked(data))
+        flip(node.part_file(sector, "p"), Header(len(data)).payload_offset(position))
+        return data
+
+    async def _assert_quarantined(self, node: NodeHandle, sector: int, name: str) -> None:
+        """The part is gone from its sector, kept in quarantine, and reads say damaged."""
+        client = node.client
+        assert name not in [stat.name for stat in await client.list_parts(sector)]
+        with pytest.raises(DamagedPart) as raised:
+            await client.get_part(sector, name)
+        assert "quarantined" in raised.value.reason
+        assert (await client.verify_parts(sector, [name]))[name].state == "damaged"
+        health = await client.health()
+        assert health.quarantined == 1
+        assert health.parts == sum([len(await client.list_parts(s)) for s in await client.usage()])
+        kept = await client.list_quarantined()
+        assert [(part.sector, part.name) for part in kept] == [(sector, name)]
+        assert kept[0].reason
+        assert any(path.startswith("quarantine/") for path in node.files())
+
+    @pytest.mark.parametrize("position", [0, 5, BLOCK_SIZE - 1])
+    async def test_a_damaged_first_block_fails_the_read_at_the_call(
+        self, node: NodeHandle, position: int
+    ) -> None:
+        await self._damaged(node, position)
+        with pytest.raises(DamagedPart) as raised:
+            await node.client.get_part(6, "p")  # not on iteration: nothing was sent
+        assert (raised.value.node_id, raised.value.sector, raised.value.name) == (
+            node.node_id,
+            6,
+            "p",
+        )
+        assert "block 0" in raised.value.reason
+        await self._assert_quarantined(node, 6, "p")
+
+    @pytest.mark.parametrize("block", [BLOCKS - 10, BLOCKS])
+    async def test_a_damaged_later_block_ends_the_stream_after_good_bytes_only(
+        self, node: NodeHandle, block: int
+    ) -> None:
+        position = block * BLOCK_SIZE + 17
+        data = await self._damaged(node, position)
+        stream = await node.client.get_part(6, "p")
+        received = bytearray()
+        with pytest.raises(DamagedPart) as raised:
+            await read_into(stream, received)
+        assert raised.value.name == "p"
+        assert len(received) <= block * BLOCK_SIZE  # nothing of the damaged block
+        assert bytes(received) == data[: len(received)]
+        await node.settle()
+        await self._assert_quarantined(node, 6, "p")
+
+    async def test_a_range_verifies_exactly_the_blocks_it_touches(self, node: NodeHandle) -> None:
+        data = await self._damaged(node, 3 * BLOCK_SIZE + 100)
+        client = node.client
+        for start, end in [
+            (0, 3 * BLOCK_SIZE - 1),
+            (3 * BLOCK_SIZE - 10, 3 * BLOCK_SIZE - 1),
+            (4 * BLOCK_SIZE, 4 * BLOCK_SIZE),
+            (4 * BLOCK_SIZE, len(data) - 1),
+        ]:
+            assert (
+                await read_all(await client.get_part(6, "p", start, end)) == data[start : end + 1]
+            )
+        assert [stat.name for stat in await client.list_parts(6)] == ["p"]  # not noticed yet
+        with pytest.raises(DamagedPart):
+            await read_all(
+                await client.get_part(6, "p", 3 * BLOCK_SIZE + 100, 3 * BLOCK_SIZE + 100)
+            )
+        await self._assert_quarantined(node, 6, "p")
+        with pytest.raises(DamagedPart):  # never served again, whatever the range
+            await client.get_part(6, "p", 0, 0)
+
+    @pytest.mark.parametrize(
+        "damage", ["truncated", "extended", "header-length", "header-magic", "emptied"]
+    )
+    async def test_a_file_that_lies_about_its_size_is_damaged(
+        self, node: NodeHandle, damage: str
+    ) -> None:
+        data = payload(3 * BLOCK_SIZE, seed=3)
+        await node.client.put_part(6, "p", chunked(data))
+        path = node.part_file(6, "p")
+        raw = path.read_bytes()
+        changed = {
+            "truncated": raw[:-1],
+            "extended": raw + b"\0",
+            "header-length": raw[:8] + bytes([raw[8] ^ 0x40]) + raw[9:],
+            "header-magic": b"S3LPART1" + raw[8:],
+            "emptied": b"",
+        }[damage]
+        path.write_bytes(changed)
+        with pytest.raises(DamagedPart):
+            await node.client.get_part(6, "p", 5, 10)
+        await self._assert_quarantined(node, 6, "p")
+
+    async def test_verify_parts_checks_every_block_on_the_node(self, node: NodeHandle) -> None:
+        client = node.client
+        good, empty = payload(3 * BLOCK_SIZE + 5, seed=1), b""
+        await client.put_part(6, "good", chunked(good))
+        await client.put_part(6, "empty", chunked(empty))
+        await self._damaged(node, self.DAMAGED_SIZE - 1)
+        checks = await client.verify_parts(6, ["good", "p", "absent", "empty", "good"])
+        assert checks == {
+            "good": PartCheck.ok(len(good), xxhash.xxh3_64_intdigest(good)),
+            "p": PartCheck.damaged(checks["p"].reason or "missing reason"),
+            "absent": PartCheck.missing(),
+            "empty": PartCheck.ok(0, xxhash.xxh3_64_intdigest(b"")),
+        }
+        assert f"block {self.BLOCKS}" in (checks["p"].reason or "")
+        await self._assert_quarantined(node, 6, "p")
+        assert await client.verify_parts(6, []) == {}
+        # written again (a rebuild), the part is whole and no longer reported damaged
+        await client.put_part(6, "p", chunked(good))
+        assert (await client.verify_parts(6, ["p"]))["p"] == checks["good"]
+        assert await read_all(await client.get_part(6, "p")) == good
+
+    async def test_quarantine_is_remembered_across_a_restart(self, node: NodeHandle) -> None:
+        await self._damaged(node, 0)
+        with pytest.raises(DamagedPart):
+            await node.client.get_part(6, "p")
+        usage = dict(await node.client.usage())
+        await node.restart()
+        await self._assert_quarantined(node, 6, "p")
+        assert dict(await node.client.usage()) == usage
+
+    async def test_an_export_leaves_out_a_damaged_part(self, node_factory: NodeFactory) -> None:
+        source, target = await node_factory(), await node_factory()
+        await self._filled(source)
+        big = source.part_file(7, "big")
+        flip(big, Header(self.SOURCE_PARTS[7]["big"]).payload_offset(MiB))
+        archive = await self._archive(source)
+        with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+            assert opened.testzip() is None
+            assert "007/big" not in opened.namelist()
+            assert len(opened.namelist()) == 5
+        await self._assert_quarantined(source, 7, "big")
+        result = await target.client.import_sectors(chunked(archive))
+        assert result.parts == 5
+        assert await target.client.list_parts(7) == []
+        assert await read_all(await target.client.get_part(0, "a")) == payload(5000, seed=0)
+
+    @pytest.mark.parametrize("where", ["header", "payload", "checksum"])
+    async def test_import_checks_every_block_not_only_the_zip_crc(
+        self, node_factory: NodeFactory, where: str
+    ) -> None:
+        """A member whose zip CRC matches its bytes but whose blocks do not match their
+        checksums (damaged before it was zipped) is refused, all or nothing."""
+        source = await node_factory()
+        await self._filled(source)
+        archive = await self._archive(source)
+        rebuilt = io.BytesIO()
+        with (
+            zipfile.ZipFile(io.BytesIO(archive)) as opened,
+            zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_STORED) as out,
+        ):
+            for info in opened.infolist():
+                member = bytearray(opened.read(info))
+                if info.filename == "007/big":
+                    offset = {"header": 20, "payload": Header(len(member)).payload_offset(9),
+                              "checksum": 32}[where]  # fmt: skip
+                    member[offset] ^= 0x01
+                out.writestr(info.filename, bytes(member))
+        target, before = await self._target_with_data(node_factory)
+        with pytest.raises(CorruptArchive, match="007/big"):
+            await target.client.import_sectors(chunked(rebuilt.getvalue()))
+        await target.settle()
+        assert await Snapshot.take(target, [0, 7, 100, 359]) == before
 
     # -- export and import -------------------------------------------------------------
 
@@ -646,8 +854,8 @@ class NodeClientContract:
             for info in opened.infolist():
                 assert info.compress_type == zipfile.ZIP_STORED
                 sector, name = info.filename.split("/")
-                size = self.SOURCE_PARTS[int(sector)][name]
-                assert opened.read(info) == payload(size, seed=int(sector))
+                # each member is the part file as the node stores it
+                assert opened.read(info) == node.part_file(int(sector), name).read_bytes()
 
     async def test_import_accepts_any_chunking_of_the_archive(
         self, node_factory: NodeFactory
@@ -993,6 +1201,18 @@ class NodeClientContract:
         tracked = await Snapshot.take(node, [77])
         await node.restart()
         assert await Snapshot.take(node, [77]) == tracked
+
+
+def flip(path: Path, offset: int) -> None:
+    """Flip one bit of the byte at ``offset`` of a file, as a failing disk might."""
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 0x01
+    path.write_bytes(raw)
+
+
+def part_path(root: Path, sector: int, name: str) -> Path:
+    """What :meth:`NodeHandle.part_file` returns for a node whose data lives under ``root``."""
+    return root / "sectors" / f"{sector:03d}" / name
 
 
 def data_files(root: Path) -> set[str]:

@@ -31,6 +31,7 @@ from s3lite import (
     BodyLengthMismatch,
     ChecksumMismatch,
     CorruptArchive,
+    DamagedPart,
     DataLoss,
     DiskFull,
     InvalidArgument,
@@ -46,7 +47,16 @@ from s3lite.transport.http import HttpSettings, HttpTransport
 from s3lite.transport.wire import decode_error, encode_error
 from tests.processes import Server, running
 
-from .contract import NodeClientContract, NodeFactory, chunked, data_files, payload, read_all
+from .contract import (
+    NodeClientContract,
+    NodeFactory,
+    chunked,
+    data_files,
+    part_path,
+    payload,
+    read_all,
+    read_into,
+)
 
 MiB = 1 << 20
 SETTINGS = HttpSettings(retries=1, backoff=0.01, connect_timeout=2)
@@ -150,6 +160,9 @@ class HttpNode:
     def files(self) -> set[str]:
         return data_files(self.process.data_dir)
 
+    def part_file(self, sector: int, name: str) -> Path:
+        return part_path(self.process.data_dir, sector, name)
+
 
 async def settle(transport: HttpTransport, url: str) -> None:
     """GET /v1/idle: returns once the node serves no other request."""
@@ -179,12 +192,17 @@ class NodePool:
         return process
 
     async def release(self, process: NodeProcess) -> None:
-        """Empty the node and take it back (restarted first if a test stopped it)."""
+        """Empty the node and take it back (restarted first if a test stopped it). A
+        node that quarantined files is retired instead: its quarantine is part of
+        its state (counted in health), and only a new node has none."""
         if not process.running:
             await process.stop()  # let the supervisor finish
             await process.start()
-        client = self._admin.connect(process.url)
         await settle(self._admin, process.url)
+        if any(path.startswith("quarantine/") for path in data_files(process.data_dir)):
+            await process.stop()
+            return
+        client = self._admin.connect(process.url)
         await client.drop_sectors(list(await client.usage()))
         assert dict(await client.usage()) == {}
         assert data_files(process.data_dir) == IDENTITY, "a test left files behind"
@@ -249,16 +267,8 @@ async def test_a_node_killed_mid_stream_breaks_the_stream(node: HttpNode) -> Non
     stream = await node.client.get_part(3, "big")
     received = bytearray(await anext(stream))
     await node.process.kill()
-
-    async def drain() -> None:
-        try:
-            async for chunk in stream:
-                received.extend(chunk)
-        finally:
-            await stream.aclose()
-
     with anyio.fail_after(20), pytest.raises(NodeUnavailable) as raised:
-        await drain()
+        await read_into(stream, received)
     assert raised.value.node == node.process.url
     assert 0 < len(received) < len(data)
     assert bytes(received) == data[: len(received)]
@@ -317,20 +327,29 @@ async def test_an_unreachable_port_is_unavailable_naming_the_address() -> None:
 
 
 class HangUp:
-    """A TCP server that accepts connections and closes them at once, counting them."""
+    """A TCP server that accepts connections and closes them, counting them: at once,
+    or once it has received ``read_first`` bytes of the request."""
 
     def __init__(self) -> None:
         self.connections = 0
+        self.read_first = 0
 
     async def handle(self, stream: anyio.abc.SocketStream) -> None:
         self.connections += 1
+        received = 0
+        try:
+            while received < self.read_first:
+                received += len(await stream.receive())
+        except anyio.EndOfStream:
+            pass
         await stream.aclose()
 
 
 @pytest.mark.parametrize("retries", [0, 1, 3])
 async def test_calls_are_retried_as_configured(retries: int) -> None:
     """Against a server that hangs up on every connection: a repeatable call makes
-    1 + retries attempts, a call whose body is consumed as it is sent makes one."""
+    1 + retries attempts; so does an upload while all it took from its body is held
+    (its first chunk), and one that took more makes one."""
     hang_up = HangUp()
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     address = f"http://127.0.0.1:{listener.extra(anyio.abc.SocketAttribute.local_port)}"
@@ -354,8 +373,14 @@ async def test_calls_are_retried_as_configured(retries: int) -> None:
                 # aiohttp itself retries a GET once on a fresh connection that drops
                 for call in (client.health, lambda: client.get_part(1, "p")):
                     assert 1 + retries <= await connections(call) <= 2 * (1 + retries)
-                assert await connections(lambda: client.put_part(1, "p", chunked(b"x"))) == 1
-                assert await connections(lambda: client.import_sectors(chunked(b"PK"))) == 1
+                one_chunk = chunked(b"x")
+                assert await connections(lambda: client.put_part(1, "p", one_chunk)) == 1 + retries
+                archive = chunked(b"PK")
+                assert await connections(lambda: client.import_sectors(archive)) == 1 + retries
+                hang_up.read_first = 1500  # the request's headers and the second chunk
+                two_chunks = chunked(b"y" * 2000, [1000])
+                assert await connections(lambda: client.put_part(1, "p", two_chunks)) == 1
+                assert two_chunks.consumed == 2000
             group.cancel_scope.cancel()
     finally:
         await transport.aclose()
@@ -394,6 +419,7 @@ WIRE_ERRORS = [
     pytest.param(CorruptArchive("member 000/a: CRC mismatch"), id="CorruptArchive"),
     pytest.param(InvalidArgument("names must be a list of strings"), id="InvalidArgument"),
     pytest.param(DataLoss("part file p is shorter than its header"), id="DataLoss"),
+    pytest.param(DamagedPart("node-7", 42, "upload-0-3", "block 3 is bad"), id="DamagedPart"),
 ]
 
 
@@ -436,6 +462,7 @@ def test_errors_a_node_does_not_send_decode_as_unavailable(error: S3liteError) -
         {"message": "no kind"},
         {"error": "PartNotFound", "node": "n", "sector": "x", "name": "p"},
         {"error": "PartNotFound", "node": "n"},
+        {"error": "DamagedPart", "node": "n", "sector": 1, "name": "p"},
         {"error": "InvalidRange", "message": "m"},
         {"error": "InvalidRange", "size": None},
         {"error": "SomethingNew", "message": "m"},

@@ -16,7 +16,14 @@ from s3lite import NodeUnavailable
 from s3lite.storager import StorageNode
 from s3lite.transport import MemoryTransport, NodeClient
 
-from .contract import NodeClientContract, NodeFactory, chunked, data_files, read_all
+from .contract import (
+    NodeClientContract,
+    NodeFactory,
+    chunked,
+    data_files,
+    part_path,
+    read_all,
+)
 
 
 class MemoryNode:
@@ -48,6 +55,9 @@ class MemoryNode:
 
     def files(self) -> set[str]:
         return data_files(self._data_dir)
+
+    def part_file(self, sector: int, name: str) -> Path:
+        return part_path(self._data_dir, sector, name)
 
 
 @pytest.fixture(params=["asyncio", "trio"])

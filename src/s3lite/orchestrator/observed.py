@@ -23,7 +23,15 @@ from typing import TypeVar
 
 from ..errors import DiskFull, NodeUnavailable
 from ..metrics import NodeCallMetrics
-from ..transport.base import ByteStream, ImportResult, NodeClient, NodeHealth, PartStat
+from ..transport.base import (
+    ByteStream,
+    ImportResult,
+    NodeClient,
+    NodeHealth,
+    PartCheck,
+    PartStat,
+    QuarantinedPart,
+)
 from .liveness import Liveness
 from .ring import NodeId
 
@@ -104,6 +112,15 @@ class ObservedClient:
 
     async def list_parts(self, sector: int) -> list[PartStat]:
         return await self._call("list_parts", self.inner.list_parts(sector))
+
+    async def verify_parts(self, sector: int, names: Collection[str]) -> dict[str, PartCheck]:
+        return await self._call("verify_parts", self.inner.verify_parts(sector, names))
+
+    async def list_quarantined(self) -> list[QuarantinedPart]:
+        return await self._call("list_quarantined", self.inner.list_quarantined())
+
+    async def clear_replaced(self) -> None:
+        await self._call("clear_replaced", self.inner.clear_replaced())
 
     async def link_part(self, name: str, from_sector: int, to_sector: int) -> None:
         await self._call("link_part", self.inner.link_part(name, from_sector, to_sector))

@@ -1,76 +1,107 @@
 """One storage node: part files on disk, grouped by sector.
 
-Layout of a node's data directory::
-
-    node.json            the node's id, written once
-    sectors/SSS/NAME     one file per part (see partfile.py), SSS = 000..359
-    tmp/                 parts and imports being written; emptied at start
-
 A node knows nothing about objects, manifests or other nodes: it stores named,
-immutable blobs in sectors, reports how many bytes each sector holds, and moves whole
-sectors in and out as zip streams. Usage is measured from the directory when the node
-opens and kept up to date by every change after that.
+immutable blobs in sectors, reports how many bytes and files each sector holds, and
+moves whole sectors in and out as zip streams. Its data directory is described in
+layout.py, a part file in partfile.py.
 
-Blocking file work runs in worker threads so one node can live inside the gateway's
-event loop (the embedded default) without stalling it.
+Integrity: every read checks the blocks it touches against their checksums before a
+byte of them leaves the node; so do scrubs (:meth:`StorageNode.verify_parts`) and
+exports. A file found damaged is moved to quarantine (quarantine.py), never served
+again, and the caller gets DamagedPart.
+
+Space: a node whose file system has less free space than its *reserve* is full: it
+refuses new parts and imports with DiskFull (before storing anything), and still
+serves reads, deletes and everything else. ``health()`` reports it.
+
+Usage and part counts are measured from the directory when the node opens and kept
+up to date by every change after that, so ``health()`` walks nothing. Blocking file
+work runs in worker threads so one node can live inside the gateway's event loop
+(the embedded default) without stalling it.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import secrets
-import shutil
 import threading
-from collections.abc import AsyncGenerator, AsyncIterable, Collection
-from contextlib import aclosing
+from collections.abc import AsyncIterable, Callable, Collection
 from pathlib import Path
-from typing import BinaryIO
+from typing import NoReturn, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from ..errors import (
-    CorruptArchive,
-    DataLoss,
-    InvalidName,
+    DamagedPart,
+    DiskFull,
     InvalidRange,
     NodeUnavailable,
     PartNotFound,
 )
 from ..sectors import check_sector
 from ..transport.base import (
-    NAME_PATTERN,
     ByteStream,
     ImportResult,
     NodeHealth,
+    PartCheck,
     PartStat,
+    QuarantinedPart,
     check_name,
 )
-from . import partfile
-from .partfile import HEADER_SIZE, PartWriter, sector_dir_name
-from .ziparchive import Member, read_members, write_archive
-
-log = logging.getLogger(__name__)
+from . import layout, partfile, sectorfiles, transfer
+from .partfile import Damage, RangeReader, sector_dir_name
+from .partwriter import PartWriter
+from .quarantine import QUARANTINE_DIR, Quarantine, Quarantined
+from .streams import PartStream
+from .ziparchive import write_archive
 
 WRITE_BATCH = 1 << 20
 """Incoming chunks are gathered up to this many bytes before one write in a worker
 thread: fewer thread hops, and the most a part write holds in memory."""
 
-READ_CHUNK = 256 * 1024
-"""Bytes per read when streaming a part out."""
+READ_BATCH = 256 * 1024
+"""Payload bytes read, verified and sent per thread hop when streaming a part out."""
 
-NODE_FILE = "node.json"
+DEFAULT_RESERVE = 256 << 20
+"""Free space under which a node is full and refuses new parts (``--reserve``)."""
+
+T = TypeVar("T")
+
+
+class _Writer(Protocol):
+    size: int
+
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def commit(self, final_path: Path, namespace: threading.Lock) -> int: ...
+
+    def abort(self) -> None: ...
+
+
+W = TypeVar("W", bound=_Writer)
 
 
 class StorageNode:
     """A storage node over one data directory. Create it with :meth:`open`."""
 
-    def __init__(self, data_dir: Path, node_id: str, usage: dict[int, int], *, fsync: bool):
+    def __init__(
+        self,
+        data_dir: Path,
+        identity: layout.Identity,
+        measured: layout.Measured,
+        quarantine: Quarantine,
+        *,
+        fsync: bool,
+        reserve: int,
+    ) -> None:
         self.data_dir = data_dir
-        self.node_id = node_id
-        self._usage = usage
+        self.node_id = identity.node_id
+        self.reserve = reserve
+        self._replaced = identity.replaced
+        self._usage = measured.usage
+        self._parts = measured.parts
+        self._quarantine = quarantine
         self._fsync = fsync
         self._sectors = data_dir / "sectors"
         self._tmp = data_dir / "tmp"
@@ -81,16 +112,34 @@ class StorageNode:
 
     @classmethod
     async def open(
-        cls, data_dir: Path | str, node_id: str | None = None, *, fsync: bool = True
+        cls,
+        data_dir: Path | str,
+        node_id: str | None = None,
+        *,
+        fsync: bool = True,
+        reserve: int = DEFAULT_RESERVE,
+        replaced: bool = False,
     ) -> StorageNode:
         """Open (creating if needed) the node stored in ``data_dir``.
 
         ``node_id`` names a new node; for an existing one it must match what is stored
-        (ValueError otherwise). Without it a new node gets a random id.
+        (ValueError otherwise). Without it a new node gets a random id. ``reserve`` is
+        the free space (bytes) under which the node refuses new parts. ``replaced``
+        starts an existing node id on an empty data directory after its disk was lost
+        (see layout.prepare; ValueError for a directory that is not empty).
         """
+        if isinstance(reserve, bool) or not isinstance(reserve, int) or reserve < 0:
+            raise ValueError(f"reserve must be a number of bytes >= 0, got {reserve!r}")
         data_dir = Path(data_dir)
-        stored_id, usage = await anyio.to_thread.run_sync(_prepare, data_dir, node_id)
-        return cls(data_dir, stored_id, usage, fsync=fsync)
+
+        def prepare() -> tuple[layout.Identity, layout.Measured, Quarantine]:
+            identity = layout.prepare(data_dir, node_id, replaced=replaced)
+            sectors = data_dir / "sectors"
+            quarantine = Quarantine.load(data_dir / QUARANTINE_DIR, sectors)
+            return identity, layout.measure(sectors), quarantine
+
+        identity, measured, quarantine = await anyio.to_thread.run_sync(prepare)
+        return cls(data_dir, identity, measured, quarantine, fsync=fsync, reserve=reserve)
 
     @property
     def address(self) -> str:
@@ -107,50 +156,97 @@ class StorageNode:
     def _part_path(self, sector: int, name: str) -> Path:
         return self._sectors / sector_dir_name(check_sector(sector)) / check_name(name)
 
-    def _account(self, sector: int, delta: int) -> None:
-        """Add ``delta`` bytes to ``sector``. Concurrent operations may account in another
-        order than they hit the disk, so a total can be briefly negative; it is kept
-        (sums commute) and only positive totals are reported."""
-        total = self._usage.get(sector, 0) + delta
-        if total:
-            self._usage[sector] = total
-        else:
-            self._usage.pop(sector, None)
+    def _account(self, sector: int, size: int, files: int) -> None:
+        """Add ``size`` bytes and ``files`` part files to ``sector``. Concurrent
+        operations may account in another order than they hit the disk, so a total can
+        be briefly negative; it is kept (sums commute) and only positive totals are
+        reported."""
+        for totals, delta in ((self._usage, size), (self._parts, files)):
+            total = totals.get(sector, 0) + delta
+            if total:
+                totals[sector] = total
+            else:
+                totals.pop(sector, None)
+
+    # -- state -------------------------------------------------------------------------
+
+    def _free_bytes(self) -> int:
+        stats = os.statvfs(self.data_dir)
+        return stats.f_bavail * stats.f_frsize
+
+    def _refuse_if_full(self) -> None:
+        """(Blocking) DiskFull if free space is under the reserve."""
+        free = self._free_bytes()
+        if free < self.reserve:
+            raise DiskFull(
+                f"node {self.node_id!r} is full: {free} bytes free, under its reserve of "
+                f"{self.reserve} bytes; it stores no new parts"
+            )
 
     async def health(self) -> NodeHealth:
         self._check_open()
-        usage = await self.usage()
-        directories = [self._sectors / sector_dir_name(sector) for sector in usage]
-        parts = await anyio.to_thread.run_sync(_count_files, directories)
-        return NodeHealth(self.node_id, parts, sum(usage.values()))
+        free = await anyio.to_thread.run_sync(self._free_bytes)
+        return NodeHealth(
+            node_id=self.node_id,
+            parts=sum(count for count in self._parts.values() if count > 0),
+            bytes_stored=sum(size for size in self._usage.values() if size > 0),
+            free_bytes=free,
+            full=free < self.reserve,
+            quarantined=self._quarantine.count,
+            replaced=self._replaced,
+        )
 
     async def usage(self) -> dict[int, int]:
         self._check_open()
         return {sector: size for sector, size in self._usage.items() if size > 0}
 
+    async def clear_replaced(self) -> None:
+        self._check_open()
+        if self._replaced:
+            identity = layout.Identity(self.node_id)
+            await anyio.to_thread.run_sync(layout.write_identity, self.data_dir, identity)
+            self._replaced = False
+
+    async def list_quarantined(self) -> list[QuarantinedPart]:
+        self._check_open()
+        return await anyio.to_thread.run_sync(self._quarantine.list)
+
+    # -- writing -----------------------------------------------------------------------
+
     async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
         self._check_open()
-        written = await self._write(body, self._part_path(sector, name), sector)
-        return PartStat(name, sector, written.length, written.crc32)
+        path = self._part_path(sector, name)
+
+        def make() -> PartWriter:
+            return PartWriter(self._tmp, self.node_id, fsync=self._fsync)
+
+        written = await self._write(body, make, path, sector)
+        return PartStat(name, sector, written.length)
 
     async def _write(
-        self, body: AsyncIterable[bytes], final_path: Path, sector: int | None
-    ) -> PartWriter:
-        """Stream ``body`` into a part file at ``final_path``, accounting it to ``sector``
-        (None: a staged file, not yet in the sector tree).
+        self,
+        body: AsyncIterable[bytes],
+        make: Callable[[], W],
+        final_path: Path,
+        sector: int | None,
+    ) -> W:
+        """Stream ``body`` through a writer from ``make`` into ``final_path``, accounting
+        it to ``sector`` (None: a staged file, not yet in the sector tree).
 
-        The temporary file is created by the first batch, so a small part costs one
-        thread hop; on any failure or cancellation it is removed. The last batch, the
+        The writer (and its temporary file) is created by the first batch, after
+        checking the node is not full, so a small part costs one thread hop; on any
+        failure or cancellation the temporary file is removed. The last batch, the
         rename and the accounting are shielded from cancellation, so usage always
         matches what is on disk.
         """
-        writer: PartWriter | None = None
+        writer: W | None = None
 
-        def write(batch: bytearray, commit: bool) -> tuple[PartWriter, int]:
+        def write(batch: bytearray, commit: bool) -> tuple[W, int]:
             nonlocal writer
             if writer is None:
+                self._refuse_if_full()
                 final_path.parent.mkdir(exist_ok=True)
-                writer = PartWriter(self._tmp, self.node_id, fsync=self._fsync)
+                writer = make()
             writer.write(batch)
             return writer, writer.commit(final_path, self._namespace) if commit else 0
 
@@ -165,42 +261,24 @@ class StorageNode:
             with anyio.CancelScope(shield=True):
                 done, replaced = await anyio.to_thread.run_sync(write, pending, True)
                 if sector is not None:
-                    self._account(sector, HEADER_SIZE + done.length - replaced)
+                    self._account(sector, done.size - replaced, 0 if replaced else 1)
+                    self._quarantine.forget(sector, [final_path.name])
         except BaseException:
             if writer is not None:
                 writer.abort()
             raise
         return done
 
-    async def get_part(
-        self, sector: int, name: str, start: int | None = None, end: int | None = None
-    ) -> ByteStream:
-        self._check_open()
-        path = self._part_path(sector, name)
-        handle, length, _ = await anyio.to_thread.run_sync(
-            partfile.open_part, path, self.node_id, sector, name
-        )
-        try:
-            first, last = _part_range(length, start, end)
-            if first:
-                handle.seek(HEADER_SIZE + first)
-        except BaseException:
-            handle.close()
-            raise
-        return _FileStream(handle, last - first + 1)
-
     async def delete_parts(self, sector: int, names: Collection[str]) -> int:
         self._check_open()
         paths = [self._part_path(sector, name) for name in names]
         with anyio.CancelScope(shield=True):
-            freed, deleted = await anyio.to_thread.run_sync(_unlink_all, paths, self._namespace)
-            self._account(sector, -freed)
+            freed, deleted = await anyio.to_thread.run_sync(
+                sectorfiles.unlink_all, paths, self._namespace
+            )
+            self._account(sector, -freed, -deleted)
+            self._quarantine.forget(sector, [path.name for path in paths])
         return deleted
-
-    async def list_parts(self, sector: int) -> list[PartStat]:
-        self._check_open()
-        directory = self._sectors / sector_dir_name(check_sector(sector))
-        return await anyio.to_thread.run_sync(_list_sector, directory, sector)
 
     async def link_part(self, name: str, from_sector: int, to_sector: int) -> None:
         self._check_open()
@@ -208,9 +286,17 @@ class StorageNode:
         target = self._part_path(to_sector, name)
         with anyio.CancelScope(shield=True):
             size = await anyio.to_thread.run_sync(
-                _link, source, target, self.node_id, from_sector, self._namespace, self._fsync
+                sectorfiles.link,
+                source,
+                target,
+                self.node_id,
+                from_sector,
+                self._namespace,
+                self._fsync,
             )
-            self._account(to_sector, size)
+            if size is not None:
+                self._account(to_sector, size, 1)
+                self._quarantine.forget(to_sector, [name])
 
     async def drop_sectors(self, sectors: Collection[int]) -> None:
         self._check_open()
@@ -219,69 +305,158 @@ class StorageNode:
         }
         for sector, directory in directories.items():
             with anyio.CancelScope(shield=True):
-                freed = await anyio.to_thread.run_sync(_drop, directory, self._namespace)
-                self._account(sector, -freed)
+                freed, files = await anyio.to_thread.run_sync(
+                    sectorfiles.drop, directory, self._namespace
+                )
+                self._account(sector, -freed, -files)
+                self._quarantine.forget(sector)
+
+    # -- reading and checking ------------------------------------------------------------
+
+    async def _checked(self, sector: int, name: str, work: Callable[[], T]) -> T:
+        """Run ``work`` (blocking) in a worker thread; a damaged file it quarantined
+        becomes DamagedPart here, once its bytes are accounted."""
+        try:
+            return await anyio.to_thread.run_sync(work)
+        except Quarantined as exc:
+            if exc.freed is not None:
+                self._account(sector, -exc.freed, -1)
+            raise DamagedPart(self.node_id, sector, name, exc.reason) from None
+
+    def _quarantine_open(self, fd: int, sector: int, name: str, damage: Damage) -> NoReturn:
+        """(Blocking) Move the damaged file open as ``fd`` to quarantine, unless its
+        name has meanwhile been given to another file; raises Quarantined."""
+        found = os.fstat(fd)
+        moved = self._quarantine.move(
+            self._part_path(sector, name),
+            sector,
+            name,
+            str(damage),
+            (found.st_dev, found.st_ino),
+            self._namespace,
+        )
+        freed = partfile.written_size(fd) if moved else None
+        raise Quarantined(str(damage), freed) from damage
+
+    def _quarantine_closing(self, fd: int, sector: int, name: str, damage: Damage) -> NoReturn:
+        """:meth:`_quarantine_open`, then close ``fd`` whatever happens."""
+        try:
+            self._quarantine_open(fd, sector, name, damage)
+        finally:
+            os.close(fd)
+
+    def _read_checked(self, reader: RangeReader, sector: int, name: str) -> bytes:
+        """(Blocking) ``reader.read()``, quarantining the file if it is damaged."""
+        try:
+            return reader.read()
+        except Damage as damage:
+            self._quarantine_open(reader.fd, sector, name, damage)
+
+    def _open_fd(self, sector: int, name: str) -> int:
+        """(Blocking) The part's file, opened; PartNotFound, or DamagedPart-to-be for a
+        name quarantined since it was last written."""
+        try:
+            return os.open(self._part_path(sector, name), os.O_RDONLY)
+        except FileNotFoundError:
+            reason = self._quarantine.reason(sector, name)
+            if reason is not None:
+                raise Quarantined(f"quarantined earlier: {reason}", None) from None
+            raise PartNotFound(self.node_id, sector, name) from None
+
+    async def get_part(
+        self, sector: int, name: str, start: int | None = None, end: int | None = None
+    ) -> ByteStream:
+        self._check_open()
+        self._part_path(sector, name)  # validate before touching anything
+
+        def open_range() -> tuple[RangeReader, bytes]:
+            fd = self._open_fd(sector, name)
+            try:
+                header = partfile.read_header(fd)
+                first, last = _part_range(header.length, start, end)
+            except Damage as damage:
+                self._quarantine_closing(fd, sector, name, damage)
+            except BaseException:
+                os.close(fd)
+                raise
+            reader = RangeReader(fd, header, first, last, READ_BATCH)  # owns fd now
+            try:
+                return reader, self._read_checked(reader, sector, name)
+            except BaseException:
+                reader.close()
+                raise
+
+        reader, first_chunk = await self._checked(sector, name, open_range)
+
+        def read_more() -> bytes:
+            return self._read_checked(reader, sector, name)
+
+        return PartStream(reader, first_chunk, lambda: self._checked(sector, name, read_more))
+
+    async def list_parts(self, sector: int) -> list[PartStat]:
+        self._check_open()
+        directory = self._sectors / sector_dir_name(check_sector(sector))
+        return await anyio.to_thread.run_sync(sectorfiles.list_sector, directory, sector)
+
+    async def verify_parts(self, sector: int, names: Collection[str]) -> dict[str, PartCheck]:
+        self._check_open()
+        checked = [self._part_path(sector, name).name for name in names]
+        results: dict[str, PartCheck] = {}
+        for name in dict.fromkeys(checked):
+
+            def verify(name: str = name) -> PartCheck:
+                try:
+                    fd = self._open_fd(sector, name)
+                except PartNotFound:
+                    return PartCheck.missing()
+                try:
+                    found = partfile.check_file(fd, payload_checksum=True)
+                    return PartCheck.ok(found.finish().length, found.payload_checksum)
+                except Damage as damage:
+                    self._quarantine_open(fd, sector, name, damage)
+                finally:
+                    os.close(fd)
+
+            try:
+                results[name] = await self._checked(sector, name, verify)
+            except DamagedPart as exc:
+                results[name] = PartCheck.damaged(exc.reason)
+        return results
+
+    # -- moving sectors ----------------------------------------------------------------
 
     async def export_sectors(self, sectors: Collection[int]) -> ByteStream:
         self._check_open()
         for sector in sectors:
             check_sector(sector)
-        return write_archive(self._members(sorted(set(sectors))))
-
-    async def _members(self, sectors: list[int]) -> AsyncGenerator[Member, None]:
-        for sector in sectors:
-            for stat in await self.list_parts(sector):
-                path = self._part_path(sector, stat.name)
-                try:
-                    handle, length, crc = await anyio.to_thread.run_sync(
-                        partfile.open_part, path, self.node_id, sector, stat.name
-                    )
-                except PartNotFound:
-                    continue  # deleted since the listing: it no longer needs to move
-                yield Member(
-                    f"{sector_dir_name(sector)}/{stat.name}",
-                    length,
-                    crc,
-                    _FileStream(handle, length),
-                )
+        return write_archive(transfer.members(self, sorted(set(sectors))))
 
     async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
         self._check_open()
         staging = self._tmp / f"import-{secrets.token_hex(8)}"
         await anyio.to_thread.run_sync(staging.mkdir)
         try:
-            parts, payload = await self._stage(archive, staging)
+            parts, payload = await transfer.stage(self, archive, staging)
             self._check_open()
-            added: dict[int, int] = {}
+            added: dict[int, tuple[int, int]] = {}
             with anyio.CancelScope(shield=True):
                 try:
                     await anyio.to_thread.run_sync(
-                        _install, staging, self._sectors, self._namespace, self._fsync, added
+                        sectorfiles.install,
+                        staging,
+                        self._sectors,
+                        self._namespace,
+                        self._fsync,
+                        added,
                     )
                 finally:
-                    for sector, delta in added.items():
-                        self._account(sector, delta)
+                    for sector, (size, files) in added.items():
+                        self._account(sector, size, files)
+                        self._quarantine.forget(sector)
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_remove_tree, staging)
+                await anyio.to_thread.run_sync(sectorfiles.remove_tree, staging)
         return ImportResult(parts, payload)
-
-    async def _stage(self, archive: AsyncIterable[bytes], staging: Path) -> tuple[int, int]:
-        parts = payload = 0
-        async with aclosing(read_members(archive)) as members:
-            async for member in members:
-                sector, name = _member_location(member.name)
-                path = staging / sector_dir_name(sector) / name
-                written = await self._write(member.chunks, path, None)
-                if written.crc32 != member.crc32 or written.length != member.size:
-                    raise CorruptArchive(
-                        f"member {member.name!r}: archive says {member.size} bytes with CRC "
-                        f"{member.crc32:#010x}, received {written.length} bytes with CRC "
-                        f"{written.crc32:#010x}"
-                    )
-                parts += 1
-                payload += written.length
-        return parts, payload
 
 
 def _part_range(length: int, start: int | None, end: int | None) -> tuple[int, int]:
@@ -293,169 +468,3 @@ def _part_range(length: int, start: int | None, end: int | None) -> tuple[int, i
     if not 0 <= first <= last < length:
         raise InvalidRange(f"range {start}-{end} is outside a part of {length} bytes", size=length)
     return first, last
-
-
-class _FileStream:
-    """Streams ``remaining`` bytes of an open file; closing it closes the file."""
-
-    def __init__(self, handle: BinaryIO, remaining: int) -> None:
-        self._handle = handle
-        self._remaining = remaining
-
-    def __aiter__(self) -> _FileStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._remaining <= 0 or self._handle.closed:
-            await self.aclose()
-            raise StopAsyncIteration
-        size = min(READ_CHUNK, self._remaining)
-        chunk = await anyio.to_thread.run_sync(self._handle.read, size)
-        if not chunk:
-            await self.aclose()
-            raise DataLoss(f"part file {self._handle.name} ended {self._remaining} bytes early")
-        self._remaining -= len(chunk)
-        return chunk
-
-    async def aclose(self) -> None:
-        self._handle.close()
-
-
-def _member_location(member_name: str) -> tuple[int, str]:
-    directory, _, name = member_name.partition("/")
-    try:
-        sector = int(directory)
-        check_sector(sector)
-        check_name(name)
-    except (ValueError, InvalidName) as exc:
-        raise CorruptArchive(f"member name {member_name!r} is not SSS/part-name") from exc
-    return sector, name
-
-
-def _prepare(data_dir: Path, node_id: str | None) -> tuple[str, dict[int, int]]:
-    """Create the layout, settle the node id, clear temp files and measure usage."""
-    (data_dir / "sectors").mkdir(parents=True, exist_ok=True)
-    identity = data_dir / NODE_FILE
-    if identity.exists():
-        stored = json.loads(identity.read_text())["node_id"]
-        if node_id is not None and node_id != stored:
-            raise ValueError(f"{data_dir} belongs to node {stored!r}, not {node_id!r}")
-        node_id = stored
-    else:
-        node_id = node_id or f"node-{secrets.token_hex(4)}"
-        check_name(node_id)
-        temp = identity.with_name(f".{NODE_FILE}.tmp")
-        temp.write_text(json.dumps({"node_id": node_id}))
-        os.replace(temp, identity)  # a node never finds half an identity
-    _remove_tree(data_dir / "tmp")
-    (data_dir / "tmp").mkdir()
-    usage: dict[int, int] = {}
-    for entry in os.scandir(data_dir / "sectors"):
-        if entry.is_dir() and entry.name.isdigit():
-            total = sum(f.stat().st_size for f in os.scandir(entry.path) if f.is_file())
-            if total:
-                usage[int(entry.name)] = total
-    return node_id, usage
-
-
-def _count_files(directories: list[Path]) -> int:
-    return sum(len(os.listdir(directory)) for directory in directories if directory.exists())
-
-
-def _unlink_all(paths: list[Path], namespace: threading.Lock) -> tuple[int, int]:
-    freed = deleted = 0
-    for path in paths:
-        try:
-            with namespace:
-                size = path.stat().st_size
-                path.unlink()
-        except FileNotFoundError:
-            continue
-        freed += size
-        deleted += 1
-    return freed, deleted
-
-
-def _list_sector(directory: Path, sector: int) -> list[PartStat]:
-    """The part files of a sector. Anything else found there (a stray file, a part
-    whose header is damaged) is logged and left out: it is not a part s3lite can
-    serve, and not one it should delete either."""
-    stats = []
-    try:
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        if NAME_PATTERN.fullmatch(entry.name) is None or not entry.is_file():
-            log.warning("ignoring %s: not a part file", entry.path)
-            continue
-        try:
-            with open(entry.path, "rb") as handle:
-                length, crc = partfile.read_header(handle, Path(entry.path))
-        except FileNotFoundError:
-            continue
-        except (OSError, DataLoss) as exc:
-            log.warning("ignoring %s: %s", entry.path, exc)
-            continue
-        stats.append(PartStat(entry.name, sector, length, crc))
-    return stats
-
-
-def _link(
-    source: Path, target: Path, node_id: str, sector: int, namespace: threading.Lock, fsync: bool
-) -> int:
-    """Hard-link ``source`` as ``target``; returns the bytes newly accounted. A part
-    already at ``target`` (the same file, or a copy: parts are immutable) is kept.
-    With ``fsync`` the link is durable before this returns: the caller records the new
-    location next, and then removes the old one."""
-    target.parent.mkdir(exist_ok=True)
-    with namespace:
-        try:
-            os.link(source, target)
-        except FileExistsError:
-            if not source.exists():
-                raise PartNotFound(node_id, sector, source.name) from None
-            return 0
-        except FileNotFoundError:
-            raise PartNotFound(node_id, sector, source.name) from None
-        size = target.stat().st_size
-    if fsync:
-        partfile.fsync_dir(target.parent)
-    return size
-
-
-def _install(
-    staging: Path, sectors: Path, namespace: threading.Lock, fsync: bool, added: dict[int, int]
-) -> None:
-    """Rename every staged part into the sector tree, recording into ``added`` the bytes
-    each sector gained as it goes (so a failure half way still accounts what moved);
-    with ``fsync``, the renames are durable before this returns."""
-    touched = []
-    for directory in sorted(staging.iterdir()):
-        sector = int(directory.name)
-        target = sectors / directory.name
-        target.mkdir(exist_ok=True)
-        touched.append(target)
-        for staged in directory.iterdir():
-            size = staged.stat().st_size
-            with namespace:
-                replaced = partfile.replace(staged, target / staged.name)
-            added[sector] = added.get(sector, 0) + size - replaced
-    if fsync:
-        for directory in [*touched, sectors]:
-            partfile.fsync_dir(directory)
-
-
-def _drop(directory: Path, namespace: threading.Lock) -> int:
-    """Remove a sector directory; returns the bytes it held."""
-    with namespace:
-        try:
-            freed = sum(entry.stat().st_size for entry in os.scandir(directory))
-        except FileNotFoundError:
-            return 0
-        _remove_tree(directory)
-    return freed
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -1,168 +1,321 @@
-"""The on-disk format of one part file, and the blocking I/O that reads and writes it.
+"""The on-disk format of one part file, and the blocking I/O that reads and checks it.
 
-A part file is a 32-byte header followed by the payload::
+A part file is a 32-byte header, then the payload in blocks, each preceded by its
+checksum::
 
-    0   magic   b"S3LPART1"
-    8   length  u64 little-endian, payload bytes
-    16  crc32   u32 little-endian, CRC-32 of the payload
-    20  zero    12 bytes reserved
+    0   magic    b"S3LPART2"
+    8   length   u64 little-endian: payload bytes
+    16  block    u32 little-endian: payload bytes per block (BLOCK_SIZE when written here)
+    20  flags    u32 little-endian: 0 (no flag is defined; a file with others is refused)
+    24  check    u64 little-endian: xxh3-64 of bytes 0..23
+    32  frames   for block i = 0, 1, ...: u64 little-endian xxh3-64 of the block seeded
+                 with i, then the block
 
-The CRC is the one a zip member of the payload carries, so exporting a sector needs a
-single pass over each file. Files are written under a temporary name, fsynced and
-renamed into place, so a part file either is complete or does not exist.
+Every block holds ``block`` payload bytes except the last, which holds the rest; an
+empty payload has no blocks. The header therefore fixes the file's size exactly,
+``32 + length + 8 * ceil(length / block)``.
 
-Everything here blocks; the storage node calls it from worker threads.
+Why this shape:
+
+* A read verifies exactly the blocks it touches, before any byte of them leaves the
+  node (DESIGN.md, invariant 5), ranges included, with memory bounded by a block.
+* The checksum of block ``i`` is seeded with ``i``, so a block that turns up at
+  another position (a misdirected write, blocks swapped) does not validate there.
+* The header checks itself, so a flipped bit cannot change the length, the block
+  size or the flags unnoticed; and as it fixes the file size, a truncated or
+  extended file is found when it is opened, before a byte is served.
+* A sector export ships the file as stored (header, checksums, data): an import
+  installs byte-identical files and re-verifies every block on the way in.
+
+Files are written by partwriter.py. Files of s3lite 0.1 (magic ``S3LPART1``, one
+CRC-32 per file) are not readable: they fail the magic check like any damaged file.
+
+This module reads and checks part files. Everything here blocks; the storage node
+calls it from worker threads. A file that is not what its header and checksums say
+raises :class:`Damage`, which the node turns into quarantine and a typed
+``DamagedPart``.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
-import tempfile
-import threading
 import zlib
-from collections.abc import Callable
-from pathlib import Path
-from typing import BinaryIO
 
-from ..errors import DataLoss, DiskFull, PartNotFound
+import attrs
+import xxhash
 
-MAGIC = b"S3LPART1"
-HEADER = struct.Struct("<8sQI12x")
+MAGIC = b"S3LPART2"
+BLOCK_SIZE = 64 * 1024
+"""Payload bytes per checksummed block: the unit a read verifies (and so the least a
+ranged read of a part reads from disk)."""
+
+MAX_BLOCK_SIZE = 16 << 20
+"""The largest block a reader accepts, so a file cannot make it hold more memory."""
+
+HEADER = struct.Struct("<8sQIIQ")
 HEADER_SIZE = HEADER.size
-
-_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+CHECK = struct.Struct("<Q")
+CHECK_SIZE = CHECK.size
 
 Buffer = bytes | bytearray | memoryview
+
+
+class Damage(Exception):
+    """A part file is not what its header and checksums say; the message says where.
+
+    Internal to the storager: the node quarantines the file and raises DamagedPart.
+    """
 
 
 def sector_dir_name(sector: int) -> str:
     return f"{sector:03d}"
 
 
-def read_header(handle: BinaryIO, path: Path) -> tuple[int, int]:
-    """(payload length, crc32) of an open part file positioned at 0; DataLoss if the
-    file is not a whole part."""
-    raw = handle.read(HEADER_SIZE)
-    if len(raw) != HEADER_SIZE:
-        raise DataLoss(f"part file {path} is shorter than its header")
-    magic, length, crc = HEADER.unpack(raw)
-    if magic != MAGIC:
-        raise DataLoss(f"part file {path} has a bad magic {magic!r}")
-    return length, crc
+def block_checksum(block: Buffer, index: int) -> int:
+    return xxhash.xxh3_64_intdigest(block, seed=index)
 
 
-def open_part(path: Path, node_id: str, sector: int, name: str) -> tuple[BinaryIO, int, int]:
-    """Open a part for reading: (file positioned after the header, length, crc32)."""
+@attrs.frozen
+class Header:
+    """What a part file's header says, and the layout that follows from it."""
+
+    length: int
+    block_size: int = BLOCK_SIZE
+    flags: int = 0
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.length // self.block_size)
+
+    @property
+    def file_size(self) -> int:
+        return HEADER_SIZE + self.length + CHECK_SIZE * self.blocks
+
+    def frame_offset(self, index: int) -> int:
+        """Where the checksum of block ``index`` starts; ``file_size`` past the last."""
+        if index >= self.blocks:
+            return self.file_size
+        return HEADER_SIZE + index * (CHECK_SIZE + self.block_size)
+
+    def payload_offset(self, position: int) -> int:
+        """Where payload byte ``position`` is in the file."""
+        index = position // self.block_size
+        return HEADER_SIZE + index * CHECK_SIZE + CHECK_SIZE + position
+
+    def block_length(self, index: int) -> int:
+        return min(self.block_size, self.length - index * self.block_size)
+
+    def pack(self) -> bytes:
+        fields = HEADER.pack(MAGIC, self.length, self.block_size, self.flags, 0)
+        check = xxhash.xxh3_64_intdigest(fields[:24])
+        return fields[:24] + CHECK.pack(check)
+
+    @classmethod
+    def unpack(cls, raw: Buffer) -> Header:
+        """The header in ``raw`` (HEADER_SIZE bytes); Damage if it is not a valid one."""
+        magic, length, block_size, flags, check = HEADER.unpack(raw)
+        if magic != MAGIC:
+            raise Damage(f"bad magic {magic!r} (not an s3lite 0.2 part file)")
+        if check != xxhash.xxh3_64_intdigest(memoryview(raw)[:24]):
+            raise Damage("the header does not match its checksum")
+        if flags != 0:
+            raise Damage(f"unknown header flags {flags:#x}")
+        if not 0 < block_size <= MAX_BLOCK_SIZE:
+            raise Damage(f"block size {block_size} is outside 1..{MAX_BLOCK_SIZE}")
+        return cls(length, block_size, flags)
+
+
+def read_header(fd: int) -> Header:
+    """Check the header of an open part file against itself and the file's size."""
+    raw = os.pread(fd, HEADER_SIZE, 0)
+    size = os.fstat(fd).st_size
+    if len(raw) < HEADER_SIZE:
+        raise Damage(f"the file is {size} bytes, shorter than a header")
+    header = Header.unpack(raw)
+    if size != header.file_size:
+        raise Damage(
+            f"the file is {size} bytes but its header says {header.file_size} "
+            f"({header.length} payload bytes)"
+        )
+    return header
+
+
+def written_size(fd: int) -> int:
+    """The size an open part file had when it was written, as far as can be told:
+    what its header says if the header is intact, else its size now. (The node
+    accounts a damaged file's bytes with this when it moves it away.)"""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    except FileNotFoundError:
-        raise PartNotFound(node_id, sector, name) from None
-    try:
-        length, crc = read_header(handle, path)
-    except BaseException:
-        handle.close()
-        raise
-    return handle, length, crc
+        return Header.unpack(os.pread(fd, HEADER_SIZE, 0)).file_size
+    except (Damage, struct.error):
+        return os.fstat(fd).st_size
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def read_blocks(fd: int, header: Header, first: int, count: int) -> list[memoryview]:
+    """Payload blocks ``first .. first + count - 1`` (fewer at the end), each verified
+    against its checksum before it is returned; Damage names the first bad one."""
+    last = min(first + count, header.blocks)
+    if last <= first:
+        return []
+    start = header.frame_offset(first)
+    size = header.frame_offset(last) - start
+    raw = memoryview(os.pread(fd, size, start))
+    if len(raw) != size:
+        frame = CHECK_SIZE + header.block_size
+        raise Damage(f"the file ends inside block {first + len(raw) // frame}")
+    blocks = []
+    position = 0
+    for index in range(first, last):
+        length = header.block_length(index)
+        (expected,) = CHECK.unpack_from(raw, position)
+        block = raw[position + CHECK_SIZE : position + CHECK_SIZE + length]
+        if block_checksum(block, index) != expected:
+            offset = index * header.block_size
+            raise Damage(
+                f"block {index} (payload bytes {offset}-{offset + length - 1}) does not "
+                "match its checksum"
+            )
+        blocks.append(block)
+        position += CHECK_SIZE + length
+    return blocks
 
 
-def replace(source: Path, target: Path) -> int:
-    """Rename ``source`` over ``target``; the size of the file replaced, 0 if none.
-    Call with the node's namespace lock held."""
-    try:
-        replaced = target.stat().st_size
-    except FileNotFoundError:
-        replaced = 0
-    os.replace(source, target)
-    return replaced
+class RangeReader:
+    """Payload bytes ``first .. last`` (inclusive) of an open part file, read a batch of
+    verified blocks at a time: no byte of a block is returned before the whole block
+    has matched its checksum. Owns ``fd`` and closes it."""
+
+    def __init__(self, fd: int, header: Header, first: int, last: int, batch: int) -> None:
+        self.fd = fd
+        self._header = header
+        self._position = first
+        self._last = last
+        self._blocks_per_read = max(1, batch // header.block_size)
+
+    @property
+    def remaining(self) -> int:
+        return self._last - self._position + 1
+
+    def read(self) -> bytes:
+        """The next verified bytes of the range; b"" once it is read. Raises Damage."""
+        if self._position > self._last:
+            return b""
+        size = self._header.block_size
+        first = self._position // size
+        count = min(self._blocks_per_read, self._last // size - first + 1)
+        blocks = read_blocks(self.fd, self._header, first, count)
+        start = self._position - first * size
+        end = self._last - first * size + 1  # relative to the first block's start
+        pieces = []
+        for number, block in enumerate(blocks):
+            base = number * size
+            pieces.append(block[max(0, start - base) : min(len(block), end - base)])
+        chunk = b"".join(pieces)
+        self._position += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        """A safety net: a reader dropped unclosed (its opener was cancelled between
+        opening it and handing it over) must not keep its file open for good."""
+        self.close()
 
 
-def disk_full(node_id: str, exc: OSError) -> DiskFull | None:
-    """A DiskFull for ``exc`` if it is an out-of-space error, else None."""
-    if exc.errno in _DISK_FULL:
-        return DiskFull(f"node {node_id!r} is out of space: {exc.strerror}")
-    return None
+class FileChecker:
+    """Checks a whole part file fed front to back in pieces of any size: the header,
+    every block's checksum, and that the file ends exactly where the header says.
 
-
-class PartWriter:
-    """Writes one part through a temporary file; ``commit`` makes it visible.
-
-    Not thread-safe: one writer is driven by one task, a call at a time.
+    Holds at most one block back between pieces. Optionally computes the CRC-32 of the
+    file's bytes (a zip member's CRC) and the xxh3-64 of its payload (what a manifest
+    records). Raises Damage as soon as something does not match.
     """
 
-    def __init__(self, temp_dir: Path, node_id: str, *, fsync: bool) -> None:
-        self._node_id = node_id
-        self._fsync = fsync
-        self.length = 0
+    def __init__(self, *, crc: bool = False, payload_checksum: bool = False) -> None:
+        self.header: Header | None = None
         self.crc32 = 0
-        fd, temp_name = tempfile.mkstemp(dir=temp_dir, prefix="part-")
-        self.temp_path = Path(temp_name)
-        self._handle: BinaryIO | None = os.fdopen(fd, "wb", buffering=0)
-        try:
-            self._checked(self._handle.write, b"\0" * HEADER_SIZE)
-        except BaseException:
-            self.abort()
-            raise
+        self.size = 0
+        self._crc = crc
+        self._payload = xxhash.xxh3_64() if payload_checksum else None
+        self._pending = bytearray()
+        self._block = 0
 
-    def _checked(self, write: Callable[[memoryview], int], data: Buffer) -> None:
-        try:
-            view = memoryview(data)
-            while view:
-                written = write(view)
-                view = view[written:]
-        except OSError as exc:
-            full = disk_full(self._node_id, exc)
-            if full is None:
-                raise
-            self.abort()
-            raise full from exc
+    @property
+    def payload_checksum(self) -> int:
+        assert self._payload is not None, "payload_checksum=True was not asked for"
+        return self._payload.intdigest()
 
-    def write(self, data: Buffer) -> None:
-        assert self._handle is not None, "write after commit or abort"
-        self._checked(self._handle.write, data)
-        self.crc32 = zlib.crc32(data, self.crc32)
-        self.length += len(data)
+    def _next_record(self) -> int:
+        """Bytes of the next record to check: the header, a frame, or 1 past the end."""
+        if self.header is None:
+            return HEADER_SIZE
+        if self._block < self.header.blocks:
+            return CHECK_SIZE + self.header.block_length(self._block)
+        return 1
 
-    def commit(self, final_path: Path, namespace: threading.Lock) -> int:
-        """Seal the header, make the bytes durable and rename into place.
+    def feed(self, data: Buffer) -> None:
+        view = memoryview(data).cast("B")
+        self.size += len(view)
+        if self._crc:
+            self.crc32 = zlib.crc32(view, self.crc32)
+        if self._pending:
+            take = view[: self._next_record() - len(self._pending)]
+            self._pending += take
+            view = view[len(take) :]
+            if len(self._pending) < self._next_record():
+                return
+            self._check(memoryview(self._pending))
+            self._pending.clear()
+        consumed = self._check(view)
+        self._pending += view[consumed:]
 
-        Returns the size of the file that was replaced (0 if none), for usage accounting;
-        ``namespace`` (the node's lock on its file names) makes that size and the rename
-        one step, so two writers of one name cannot both see no previous file.
-        """
-        handle = self._handle
-        assert handle is not None, "commit after commit or abort"
-        try:
-            handle.seek(0)
-            self._checked(handle.write, HEADER.pack(MAGIC, self.length, self.crc32))
-            if self._fsync:
-                os.fsync(handle.fileno())
-            handle.close()
-            self._handle = None
-            with namespace:
-                replaced = replace(self.temp_path, final_path)
-            if self._fsync:
-                fsync_dir(final_path.parent)
-        except OSError as exc:
-            self.abort()
-            full = disk_full(self._node_id, exc)
-            if full is not None:
-                raise full from exc
-            raise
-        return replaced
+    def _check(self, view: memoryview) -> int:
+        """Check every whole record at the start of ``view``; returns the bytes used."""
+        position = 0
+        if self.header is None:
+            if len(view) < HEADER_SIZE:
+                return 0
+            self.header = Header.unpack(view[:HEADER_SIZE])
+            position = HEADER_SIZE
+        header = self.header
+        while self._block < header.blocks:
+            length = header.block_length(self._block)
+            if len(view) - position < CHECK_SIZE + length:
+                return position
+            (expected,) = CHECK.unpack_from(view, position)
+            block = view[position + CHECK_SIZE : position + CHECK_SIZE + length]
+            if block_checksum(block, self._block) != expected:
+                raise Damage(f"block {self._block} does not match its checksum")
+            if self._payload is not None:
+                self._payload.update(block)
+            position += CHECK_SIZE + length
+            self._block += 1
+        if position < len(view):
+            raise Damage(f"the file goes on past the {header.file_size} bytes its header says")
+        return position
 
-    def abort(self) -> None:
-        """Close and remove the temporary file; safe to call more than once."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        self.temp_path.unlink(missing_ok=True)
+    def finish(self) -> Header:
+        """The header, once the whole file was fed; Damage if it ended early."""
+        if self.header is None or self._block < self.header.blocks or self._pending:
+            expected = "a header" if self.header is None else f"{self.header.file_size} bytes"
+            raise Damage(f"the file ends after {self.size} bytes, expected {expected}")
+        return self.header
+
+
+def check_file(fd: int, *, crc: bool = False, payload_checksum: bool = False) -> FileChecker:
+    """Read and check a whole open part file (from offset 0, in frame-aligned reads of
+    about a MiB, so no byte is copied twice); Damage if anything is wrong."""
+    checker = FileChecker(crc=crc, payload_checksum=payload_checksum)
+    checker.feed(os.pread(fd, HEADER_SIZE, 0))
+    offset = HEADER_SIZE
+    if checker.header is not None:
+        frame = CHECK_SIZE + checker.header.block_size
+        step = max(1, (1 << 20) // frame) * frame
+        while data := os.pread(fd, step, offset):
+            checker.feed(data)
+            offset += len(data)
+    checker.finish()
+    return checker

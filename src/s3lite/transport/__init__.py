@@ -1,6 +1,16 @@
 """How the gateway talks to storage nodes: the interface and its implementations."""
 
-from .base import ByteStream, ImportResult, NodeClient, NodeHealth, PartStat, Transport
+from .base import (
+    ByteStream,
+    ImportResult,
+    NodeClient,
+    NodeHealth,
+    PartCheck,
+    PartStat,
+    PartState,
+    QuarantinedPart,
+    Transport,
+)
 from .memory import MemoryTransport
 
 __all__ = [
@@ -9,6 +19,9 @@ __all__ = [
     "MemoryTransport",
     "NodeClient",
     "NodeHealth",
+    "PartCheck",
     "PartStat",
+    "PartState",
+    "QuarantinedPart",
     "Transport",
 ]

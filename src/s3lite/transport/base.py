@@ -13,6 +13,7 @@ so a missing part raises at the call, never in the middle of a stream.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
 from typing import Protocol
@@ -53,21 +54,78 @@ class ByteStream(Protocol):
 
 @attrs.frozen
 class PartStat:
-    """A part file as a node sees it: payload length and the CRC-32 of the payload."""
+    """A part file as a node sees it without reading it: its payload length."""
 
     name: str
     sector: int
     length: int
-    crc32: int
+
+
+class PartState(enum.StrEnum):
+    """What :meth:`NodeClient.verify_parts` found for a part."""
+
+    OK = "ok"
+    """Every block matches its checksum."""
+    MISSING = "missing"
+    """The node holds no file of that name (and quarantined none since it was written)."""
+    DAMAGED = "damaged"
+    """The file is damaged: it was moved to quarantine (now or earlier)."""
+
+
+@attrs.frozen
+class PartCheck:
+    """One part as :meth:`NodeClient.verify_parts` found it. For an ``ok`` part,
+    ``length`` is its payload length and ``checksum`` the xxh3-64 (seed 0) of its
+    payload, which is what a manifest's PartRecord holds; ``reason`` says why a
+    ``damaged`` one is."""
+
+    state: PartState
+    length: int | None = None
+    checksum: int | None = None
+    reason: str | None = None
+
+    @classmethod
+    def ok(cls, length: int, checksum: int) -> PartCheck:
+        return cls(PartState.OK, length, checksum)
+
+    @classmethod
+    def missing(cls) -> PartCheck:
+        return cls(PartState.MISSING)
+
+    @classmethod
+    def damaged(cls, reason: str) -> PartCheck:
+        return cls(PartState.DAMAGED, reason=reason)
 
 
 @attrs.frozen
 class NodeHealth:
-    """What a node says about itself."""
+    """What a node says about itself; cheap to ask (no directory walk), so it is also
+    the liveness probe."""
 
     node_id: str
     parts: int
     bytes_stored: int
+    free_bytes: int
+    """Free space on the data directory's file system (statvfs, for unprivileged use)."""
+    full: bool
+    """``free_bytes`` is under the node's reserve: it refuses new parts with DiskFull,
+    and still serves reads and deletes."""
+    quarantined: int
+    """Damaged part files the node moved to its quarantine directory and keeps."""
+    replaced: bool
+    """The node was started with an empty data directory in place of a lost one
+    (``s3lite node --replaced``) and has not been rebuilt yet (see clear_replaced)."""
+
+
+@attrs.frozen
+class QuarantinedPart:
+    """A damaged part file kept in a node's quarantine directory."""
+
+    sector: int
+    name: str
+    reason: str
+    time: str
+    """When it was quarantined, ISO 8601 in UTC."""
 
 
 @attrs.frozen
@@ -85,7 +143,8 @@ class NodeClient(Protocol):
     def address(self) -> str: ...
 
     async def health(self) -> NodeHealth:
-        """The node's identity and totals; the cheapest call, used as a liveness probe."""
+        """The node's identity, totals, free space and state; the cheapest call (no
+        directory walk), used as a liveness probe."""
         ...
 
     async def usage(self) -> Mapping[int, int]:
@@ -94,7 +153,9 @@ class NodeClient(Protocol):
 
     async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
         """Store a part durably; replaces a part of the same name (parts are immutable,
-        so a second write of a name carries the same bytes). Raises DiskFull."""
+        so a second write of a name carries the same bytes). Raises DiskFull when the
+        node is full (free space under its reserve) or runs out of space; a body that
+        fails or ends early stores nothing."""
         ...
 
     async def get_part(
@@ -102,7 +163,10 @@ class NodeClient(Protocol):
     ) -> ByteStream:
         """Open a part, whole or the inclusive byte range [start, end] of its payload.
 
-        Raises PartNotFound, or InvalidRange for a range outside the payload.
+        Every block the range touches is verified before any byte of it is yielded.
+        Raises PartNotFound, InvalidRange for a range outside the payload, or
+        DamagedPart (the file is moved to quarantine): at the call when the header or
+        the first blocks read are bad, from the stream when a later block is.
         """
         ...
 
@@ -111,7 +175,25 @@ class NodeClient(Protocol):
         ...
 
     async def list_parts(self, sector: int) -> list[PartStat]:
-        """The parts stored in one sector, sorted by name."""
+        """The parts stored in one sector, sorted by name (from their headers: a file
+        whose header is bad is left out and logged)."""
+        ...
+
+    async def verify_parts(self, sector: int, names: Collection[str]) -> dict[str, PartCheck]:
+        """Read and check every block of the named parts on the node (so a scrub never
+        ships their bytes): each is ok (with length and payload checksum), missing or
+        damaged (then moved to quarantine). Bounded memory; may take as long as reading
+        the parts from disk."""
+        ...
+
+    async def list_quarantined(self) -> list[QuarantinedPart]:
+        """The damaged files the node keeps in quarantine, oldest first."""
+        ...
+
+    async def clear_replaced(self) -> None:
+        """Forget that the node's disk was replaced (the healer calls this once it has
+        rebuilt the node's parts); ``health().replaced`` is False from then on, across
+        restarts. Idempotent."""
         ...
 
     async def link_part(self, name: str, from_sector: int, to_sector: int) -> None:
@@ -123,14 +205,19 @@ class NodeClient(Protocol):
         ...
 
     async def export_sectors(self, sectors: Collection[int]) -> ByteStream:
-        """A zip stream (stored, zip64) of every part in ``sectors``, named ``SSS/name``."""
+        """A zip stream (stored, zip64) of every part in ``sectors``, named ``SSS/name``,
+        each member the part file as stored. Every part is verified before it is sent;
+        a damaged one is moved to quarantine, logged and left out (the export goes on).
+        """
         ...
 
     async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
-        """Verify and store every part of an archive made by ``export_sectors``.
+        """Verify and store every part of an archive made by ``export_sectors``;
+        ``ImportResult.bytes`` counts payload bytes.
 
-        All or nothing: on a CRC mismatch or a truncated stream, raises CorruptArchive
-        and stores none of the archive's parts.
+        All or nothing: on a CRC mismatch, a part whose blocks do not match their
+        checksums, or a truncated stream, raises CorruptArchive and stores none of the
+        archive's parts. Raises DiskFull on a full node.
         """
         ...
 

@@ -6,16 +6,27 @@ faster (p99 about 3 ms instead of 25-55 ms), with the same bounded memory. It ti
 this transport to asyncio; the in-memory transport and everything above the
 transport interface still run on any anyio backend.
 
-Every call has a timeout: control calls a total one, streams an idle one (no byte
-for ``idle_timeout`` seconds), so a 10 GiB stream is never cut for being long.
-Calls that can be repeated without harm (everything but ``put_part`` and
-``import_sectors``, whose bodies are consumed as they are sent) are retried with
-exponential backoff when the connection fails; errors the node reports are rebuilt
-as the typed exceptions it raised (see wire.py) and never retried.
+Timeouts. A node that hangs (stopped with SIGSTOP, a disk that blocks) must cost a
+caller at most one short timeout, after which the caller routes around it; so every
+wait on a node is bounded by what a healthy node needs (see :class:`HttpSettings`):
+a control call, and the response headers of a stream, by ``call_timeout``; each next
+bytes of a stream, and each chunk of an upload the node must take, by
+``idle_timeout`` (a healthy node streams continuously, so a 10 GiB stream is never
+cut for being long); work proportional to the data (verifying parts, installing an
+import) by ``bulk_timeout``. Time spent waiting for an upload's *own* body (a slow
+client) is never counted against the node. A timeout is not retried, since it means
+the node hangs: it raises NodeUnavailable at once, its reason starting "timed out".
+
+Retries. A refused or reset connection is retried with exponential backoff when the
+call can be repeated without harm: every call but an upload, and an upload too as
+long as everything taken from its body is still held (a body of one chunk, or a
+failure before the second chunk was needed). Errors the node reports are rebuilt as
+the typed exceptions it raised (see wire.py) and never retried.
 """
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
@@ -24,14 +35,24 @@ import aiohttp
 import anyio
 import attrs
 
-from ..errors import NodeUnavailable, S3liteError
+from ..errors import DamagedPart, NodeUnavailable, S3liteError
 from ..sectors import check_sector
-from .base import ByteStream, ImportResult, NodeHealth, PartStat, check_name
-from .wire import decode_error
+from .base import (
+    ByteStream,
+    ImportResult,
+    NodeHealth,
+    PartCheck,
+    PartStat,
+    QuarantinedPart,
+    check_name,
+)
+from .wire import decode_check, decode_error
 
 T = TypeVar("T")
 
-CONNECTION_ERRORS = (aiohttp.ClientError, TimeoutError, ConnectionError)
+CONNECTION_ERRORS = (aiohttp.ClientError, ConnectionError)
+"""Failures of a connection that say nothing about a hung node: retried where safe.
+(TimeoutError, which aiohttp's timeouts also raise, is handled before these.)"""
 
 
 @attrs.frozen
@@ -39,27 +60,51 @@ class HttpSettings:
     """Timeouts (seconds) and retry policy of the network transport."""
 
     connect_timeout: float = 5.0
-    call_timeout: float = 120.0
-    """Total time for a control call (health, usage, list, delete, link, drop)."""
-    idle_timeout: float = 60.0
-    """Longest wait for the next bytes of a streamed body."""
+    """Longest wait for a TCP connection to a node."""
+    call_timeout: float = 5.0
+    """Longest a control call (health, usage, delete, link...) may take in all, the
+    longest wait for a stream's response headers, and for a node's answer to an
+    upload once the whole body is sent."""
+    idle_timeout: float = 10.0
+    """Longest wait for the next bytes of a part streamed from a node, and for a node
+    to take the next chunk of an upload."""
+    bulk_timeout: float = 120.0
+    """Bound for node work proportional to the data involved, done with no bytes on
+    the wire: verify_parts (reads every part named), list_parts (reads every header
+    of a sector), drop_sectors (removes every file of the sectors), the answer to
+    import_sectors (verifies and installs the archive after its last byte), and gaps
+    in an export stream (each part is verified whole before it is sent). These are
+    the calls of scrubs, joins and the janitor, not of a client's request."""
     retries: int = 3
     backoff: float = 0.05
     """First retry delay; each next one doubles."""
 
 
 class HttpTransport:
-    """One pooled aiohttp session for every node, created in the running event loop."""
+    """One pooled aiohttp session for every node, created in the running event loop.
 
-    def __init__(self, settings: HttpSettings | None = None) -> None:
+    ``trace_configs`` are handed to the session (aiohttp's request tracing), for
+    instrumentation: counting connections made and reused, timing requests.
+    """
+
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        *,
+        trace_configs: Collection[aiohttp.TraceConfig] = (),
+    ) -> None:
         self.settings = settings or HttpSettings()
+        self._trace_configs = list(trace_configs)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=1024, limit_per_host=0, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, raise_for_status=False
+                connector=connector,
+                auto_decompress=False,
+                raise_for_status=False,
+                trace_configs=self._trace_configs or None,
             )
         return self._session
 
@@ -70,6 +115,28 @@ class HttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class _Deadline:
+    """A cancel scope around one attempt whose deadline moves as the node makes
+    progress; :meth:`bound` says what the node owes next and by when."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.waiting_for = "an answer"
+
+    def bound(self, seconds: float, waiting_for: str) -> None:
+        self.waiting_for = waiting_for
+        self.scope.deadline = anyio.current_time() + seconds
+
+    def lift(self) -> None:
+        """Nothing is owed by the node (the caller is waiting for its own data)."""
+        self.scope.deadline = math.inf
+
+    def check(self) -> None:
+        """After the scope: TimeoutError if the deadline ended the attempt."""
+        if self.scope.cancelled_caught:
+            raise TimeoutError(f"no {self.waiting_for}")
 
 
 class HttpNodeClient:
@@ -90,20 +157,24 @@ class HttpNodeClient:
         quoted = (urllib.parse.quote(str(segment), safe="") for segment in segments)
         return "/".join([self._address, "v1", *quoted])
 
-    def _stream_timeout(self) -> aiohttp.ClientTimeout:
-        s = self._settings
-        return aiohttp.ClientTimeout(
-            total=None, sock_connect=s.connect_timeout, sock_read=s.idle_timeout
-        )
+    def _unavailable(self, exc: BaseException, prefix: str = "") -> NodeUnavailable:
+        if isinstance(exc, TimeoutError):
+            return NodeUnavailable(self._address, f"timed out: {prefix}{_describe(exc)}")
+        return NodeUnavailable(self._address, f"{prefix}{_describe(exc)}")
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]], idempotent: bool) -> T:
-        tries = 1 + (self._settings.retries if idempotent else 0)
+    async def _retrying(
+        self, attempt: Callable[[], Awaitable[T]], retry: Callable[[], bool] = lambda: True
+    ) -> T:
+        """``attempt``, again after a failed connection while ``retry()`` allows it."""
+        tries = 1 + self._settings.retries
         for number in range(tries):
             try:
                 return await attempt()
+            except TimeoutError as exc:  # a hung node: never retried
+                raise self._unavailable(exc) from exc
             except CONNECTION_ERRORS as exc:
-                if number + 1 == tries:
-                    raise NodeUnavailable(self._address, _describe(exc)) from exc
+                if number + 1 == tries or not retry():
+                    raise self._unavailable(exc) from exc
                 await anyio.sleep(self._settings.backoff * 2**number)
         raise AssertionError("unreachable")
 
@@ -113,10 +184,10 @@ class HttpNodeClient:
         *segments: str | int,
         payload: object = None,
         params: Mapping[str, str] | None = None,
+        bulk: bool = False,
     ) -> Any:
-        timeout = aiohttp.ClientTimeout(
-            total=self._settings.call_timeout, sock_connect=self._settings.connect_timeout
-        )
+        total = self._settings.bulk_timeout if bulk else self._settings.call_timeout
+        timeout = aiohttp.ClientTimeout(total=total, sock_connect=self._settings.connect_timeout)
 
         async def attempt() -> Any:
             async with self._transport.session().request(
@@ -124,19 +195,41 @@ class HttpNodeClient:
             ) as response:
                 return await _result(response, self._address)
 
-        return await self._retrying(attempt, idempotent=True)
+        return await self._retrying(attempt)
 
     async def health(self) -> NodeHealth:
         body = await self._json("GET", "health")
-        return NodeHealth(str(body["node_id"]), int(body["parts"]), int(body["bytes_stored"]))
+        return NodeHealth(
+            node_id=str(body["node_id"]),
+            parts=int(body["parts"]),
+            bytes_stored=int(body["bytes_stored"]),
+            free_bytes=int(body["free_bytes"]),
+            full=bool(body["full"]),
+            quarantined=int(body["quarantined"]),
+            replaced=bool(body["replaced"]),
+        )
 
     async def usage(self) -> Mapping[int, int]:
         body = await self._json("GET", "usage")
         return {int(sector): int(size) for sector, size in body["sectors"].items()}
 
     async def list_parts(self, sector: int) -> list[PartStat]:
-        body = await self._json("GET", "sectors", check_sector(sector))
+        body = await self._json("GET", "sectors", check_sector(sector), bulk=True)
         return [PartStat(**stat) for stat in body["parts"]]
+
+    async def verify_parts(self, sector: int, names: Collection[str]) -> dict[str, PartCheck]:
+        checked = [check_name(name) for name in names]
+        body = await self._json(
+            "POST", "sectors", check_sector(sector), "verify", payload={"names": checked}, bulk=True
+        )
+        return {str(name): decode_check(check) for name, check in body["parts"].items()}
+
+    async def list_quarantined(self) -> list[QuarantinedPart]:
+        body = await self._json("GET", "quarantine")
+        return [QuarantinedPart(**part) for part in body["parts"]]
+
+    async def clear_replaced(self) -> None:
+        await self._json("POST", "clear-replaced")
 
     async def delete_parts(self, sector: int, names: Collection[str]) -> int:
         checked = [check_name(name) for name in names]
@@ -152,20 +245,45 @@ class HttpNodeClient:
         )
 
     async def drop_sectors(self, sectors: Collection[int]) -> None:
-        await self._json("POST", "drop", payload={"sectors": [check_sector(s) for s in sectors]})
+        payload = {"sectors": [check_sector(s) for s in sectors]}
+        await self._json("POST", "drop", payload=payload, bulk=True)
 
     async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
-        source = _Source(body)
+        url = self._url("sectors", check_sector(sector), check_name(name))
+        result = await self._upload("PUT", url, body, answer_timeout=self._settings.call_timeout)
+        return PartStat(**result)
 
-        async def attempt() -> PartStat:
-            async with self._transport.session().put(
-                self._url("sectors", check_sector(sector), check_name(name)),
-                data=source.chunks(),
-                timeout=self._stream_timeout(),
-            ) as response:
-                return PartStat(**await _result(response, self._address))
+    async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
+        result = await self._upload(
+            "POST", self._url("import"), archive, answer_timeout=self._settings.bulk_timeout
+        )
+        return ImportResult(**result)
 
-        return await source.reraising(self._retrying(attempt, idempotent=False))
+    async def _upload(
+        self, method: str, url: str, body: AsyncIterable[bytes], *, answer_timeout: float
+    ) -> Any:
+        """Send ``body`` and return the node's JSON answer. No connection is taken
+        before the body's first chunk is there (a pooled connection left idle while a
+        slow client trickles in would hit the node's keep-alive timeout, and a healthy
+        node would be blamed)."""
+        upload = _Upload(body, self._settings, answer_timeout)
+        await upload.start()
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout)
+
+        async def attempt() -> Any:
+            deadline = _Deadline()
+            upload.deadline = deadline
+            with deadline.scope:
+                deadline.bound(self._settings.call_timeout, "connection and request headers")
+                async with self._transport.session().request(
+                    method, url, data=upload.chunks(), timeout=timeout
+                ) as response:
+                    deadline.bound(answer_timeout, "answer")
+                    return await _result(response, self._address)
+            deadline.check()
+            raise AssertionError("unreachable: a cancelled scope raises or is caught")
+
+        return await upload.reraising(self._retrying(attempt, retry=upload.replayable))
 
     async def get_part(
         self, sector: int, name: str, start: int | None = None, end: int | None = None
@@ -174,11 +292,26 @@ class HttpNodeClient:
             key: str(value) for key, value in (("start", start), ("end", end)) if value is not None
         }
         segments = ("sectors", check_sector(sector), check_name(name))
-        return await self._open("GET", segments, params=params)
+
+        async def why_broken(error: NodeUnavailable) -> S3liteError:
+            """A part stream cut mid-way: if the node found the part damaged (and says
+            so when asked again), that is the error; else the broken stream is."""
+            try:
+                probe = await self._open("GET", segments, retries=False)
+            except DamagedPart as damaged:
+                return damaged
+            except S3liteError:
+                return error
+            await probe.aclose()
+            return error
+
+        return await self._open("GET", segments, params=params, on_break=why_broken)
 
     async def export_sectors(self, sectors: Collection[int]) -> ByteStream:
         payload = {"sectors": [check_sector(s) for s in sectors]}
-        return await self._open("POST", ("export",), payload=payload)
+        return await self._open(
+            "POST", ("export",), payload=payload, idle=self._settings.bulk_timeout
+        )
 
     async def _open(
         self,
@@ -187,40 +320,48 @@ class HttpNodeClient:
         *,
         params: Mapping[str, str] | None = None,
         payload: object = None,
+        idle: float | None = None,
+        retries: bool = True,
+        on_break: Callable[[NodeUnavailable], Awaitable[S3liteError]] | None = None,
     ) -> ByteStream:
+        """A streamed response: its headers within call_timeout, then each next bytes
+        within ``idle`` (idle_timeout by default)."""
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self._settings.connect_timeout,
+            sock_read=idle or self._settings.idle_timeout,
+        )
+
         async def attempt() -> ResponseStream:
-            response = await self._transport.session().request(
-                method,
-                self._url(*segments),
-                params=params,
-                json=payload,
-                timeout=self._stream_timeout(),
-            )
-            if response.status != 200:
-                async with response:
-                    await _result(response, self._address)
-            return ResponseStream(response, self._address)
+            deadline = _Deadline()
+            with deadline.scope:
+                deadline.bound(self._settings.call_timeout, "response headers")
+                response = await self._transport.session().request(
+                    method, self._url(*segments), params=params, json=payload, timeout=timeout
+                )
+                if response.status != 200:
+                    async with response:
+                        await _result(response, self._address)
+                return ResponseStream(response, self, on_break)
+            deadline.check()
+            raise AssertionError("unreachable: a cancelled scope raises or is caught")
 
-        return await self._retrying(attempt, idempotent=True)
-
-    async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
-        source = _Source(archive)
-
-        async def attempt() -> ImportResult:
-            async with self._transport.session().post(
-                self._url("import"), data=source.chunks(), timeout=self._stream_timeout()
-            ) as response:
-                return ImportResult(**await _result(response, self._address))
-
-        return await source.reraising(self._retrying(attempt, idempotent=False))
+        return await self._retrying(attempt, retry=lambda: retries)
 
 
 class ResponseStream:
-    """A response body as a :class:`ByteStream`; a broken stream raises NodeUnavailable."""
+    """A response body as a :class:`ByteStream`. A stream that breaks or stalls raises
+    NodeUnavailable (or what ``on_break`` makes of it), never a bare aiohttp error."""
 
-    def __init__(self, response: aiohttp.ClientResponse, address: str) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        client: HttpNodeClient,
+        on_break: Callable[[NodeUnavailable], Awaitable[S3liteError]] | None = None,
+    ) -> None:
         self._response = response
-        self._address = address
+        self._client = client
+        self._on_break = on_break
 
     def __aiter__(self) -> ResponseStream:
         return self
@@ -228,9 +369,12 @@ class ResponseStream:
     async def __anext__(self) -> bytes:
         try:
             chunk = await self._response.content.readany()
-        except CONNECTION_ERRORS as exc:
+        except (TimeoutError, *CONNECTION_ERRORS) as exc:
             await self.aclose()
-            raise NodeUnavailable(self._address, f"stream broke: {_describe(exc)}") from exc
+            error = self._client._unavailable(exc, "stream broke: ")
+            if self._on_break is not None and not isinstance(exc, TimeoutError):
+                raise await self._on_break(error) from exc
+            raise error from exc
         if not chunk:
             await self.aclose()
             raise StopAsyncIteration
@@ -244,22 +388,64 @@ class ResponseStream:
                 self._response.close()  # unread bytes: do not reuse the connection
 
 
-class _Source:
-    """Feeds a request body and remembers an error the body itself raised, so that the
-    caller sees that error (say, its own client disconnecting) rather than the broken
-    request it caused."""
+class _Upload:
+    """An upload's body as aiohttp sends it, attempt after attempt.
 
-    def __init__(self, body: AsyncIterable[bytes]) -> None:
-        self._body = body
+    Holds the chunks taken from the body as long as they are everything taken (the
+    first one, and the end if it follows), so a failed attempt can be replayed; moves
+    the attempt's deadline as the node takes chunks (``idle_timeout`` each) and lifts
+    it while the body itself makes the node wait; and remembers an error the body
+    raised, so that the caller sees that error (say, its own client disconnecting)
+    rather than the broken request it caused.
+    """
+
+    def __init__(self, body: AsyncIterable[bytes], settings: HttpSettings, answer: float) -> None:
+        self._body = aiter(body)
+        self._settings = settings
+        self._answer = answer
+        self._held: list[bytes] = []
+        self._ended = False
+        self._replayable = True
+        self.deadline = _Deadline()
         self.error: BaseException | None = None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def start(self) -> None:
+        """Wait for the body's first chunk (or its end), before any connection."""
+        await self._take()
+
+    async def _take(self) -> bytes | None:
         try:
-            async for chunk in self._body:
-                yield chunk
+            chunk = await anext(self._body)
+        except StopAsyncIteration:
+            self._ended = True
+            return None
         except Exception as exc:  # not cancellation: aiohttp cancels this when the node goes
             self.error = exc
             raise
+        if self._held:
+            self._replayable = False
+            self._held = []
+        else:
+            self._held = [chunk]
+        return chunk
+
+    def replayable(self) -> bool:
+        return self._replayable and self.error is None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if not self._replayable:
+            raise AssertionError("an upload is replayed only while it is all held")
+        idle = self._settings.idle_timeout
+        for chunk in list(self._held):
+            self.deadline.bound(idle, "progress sending the body")
+            yield chunk
+        while not self._ended:
+            self.deadline.lift()
+            taken = await self._take()
+            if taken is not None:
+                self.deadline.bound(idle, "progress sending the body")
+                yield taken
+        self.deadline.bound(self._answer, "answer once the body was sent")
 
     async def reraising(self, call: Awaitable[T]) -> T:
         try:

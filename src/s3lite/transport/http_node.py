@@ -2,13 +2,17 @@
 
 Routes (all under ``/v1``; sectors are decimal, names as the node accepts them)::
 
-    GET  /health                      {"node_id", "parts", "bytes_stored"}
+    GET  /health                      NodeHealth: {"node_id", "parts", "bytes_stored",
+                                      "free_bytes", "full", "quarantined", "replaced"}
     GET  /usage                       {"sectors": {"<sector>": bytes}}
     PUT  /sectors/S/NAME              body = the part          -> PartStat
     GET  /sectors/S/NAME?start=a&end=b  inclusive, both optional -> the bytes
     GET  /sectors/S                   -> {"parts": [PartStat...]}
     POST /sectors/S/delete            {"names": [...]}          -> {"deleted": n}
     POST /sectors/S/NAME/link         {"to": T}                 -> {}
+    POST /sectors/S/verify            {"names": [...]}   -> {"parts": {name: PartCheck}}
+    GET  /quarantine                  -> {"parts": [QuarantinedPart...]}
+    POST /clear-replaced              -> {}
     POST /export                      {"sectors": [...]}        -> zip stream
     POST /import                      body = a zip stream       -> {"parts", "bytes"}
     POST /drop                        {"sectors": [...]}        -> {}
@@ -21,7 +25,9 @@ and, outside ``/v1``, for operators::
     GET  /metrics                     Prometheus text format (s3lite.metrics.NodeMetrics)
 
 The app wraps any NodeClient (a StorageNode in practice), so it adds no behaviour of
-its own: every rule (names, ranges, all-or-nothing imports) is the node's.
+its own: every rule (names, ranges, all-or-nothing imports) is the node's. A stream
+that fails after its headers went out (a damaged block mid-part) is cut off: the
+connection is dropped, so a client never takes a short body for a whole one.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from ..asgi import (
 from ..errors import InvalidArgument, InvalidName, S3liteError
 from ..metrics import CONTENT_TYPE, NodeMetrics
 from .base import NodeClient, PartStat
-from .wire import encode_error
+from .wire import encode_check, encode_error
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +136,9 @@ class NodeApp(App):
         else:
             metrics.stored_bytes.set(health.bytes_stored)
             metrics.stored_parts.set(health.parts)
-            for gauge, field in (
-                (metrics.free_bytes, "free_bytes"),
-                (metrics.full, "full"),
-                (metrics.quarantined, "quarantined"),
-            ):
-                value = getattr(health, field, None)
-                if isinstance(value, int):
-                    gauge.set(value)
+            metrics.free_bytes.set(health.free_bytes)
+            metrics.full.set(health.full)
+            metrics.quarantined.set(health.quarantined)
         await send_bytes(send, 200, metrics.render(), [("content-type", CONTENT_TYPE)])
 
     async def _counted(self, request: Request, send: Send) -> None:
@@ -190,11 +191,19 @@ class NodeApp(App):
                 parts = await node.list_parts(_sector(sector))
                 await send_json(send, 200, {"parts": [stat_json(stat) for stat in parts]})
             case "POST", ("v1", "sectors", sector, "delete"):
-                names = _field(await request.json(), "names")
-                if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                    raise InvalidArgument(f"names must be a list of strings, got {names!r}")
+                names = _names(await request.json())
                 deleted = await node.delete_parts(_sector(sector), names)
                 await send_json(send, 200, {"deleted": deleted})
+            case "POST", ("v1", "sectors", sector, "verify"):
+                checks = await node.verify_parts(_sector(sector), _names(await request.json()))
+                found = {name: encode_check(check) for name, check in checks.items()}
+                await send_json(send, 200, {"parts": found})
+            case "GET", ("v1", "quarantine"):
+                kept = await node.list_quarantined()
+                await send_json(send, 200, {"parts": [attrs.asdict(part) for part in kept]})
+            case "POST", ("v1", "clear-replaced"):
+                await node.clear_replaced()
+                await send_json(send, 200, {})
             case "POST", ("v1", "sectors", sector, name, "link"):
                 target = _field(await request.json(), "to")
                 (to_sector,) = _int_list([target], "to")
@@ -235,6 +244,13 @@ def _optional_int(request: Request, name: str) -> int | None:
     if not digits.isascii() or not digits.isdigit():
         raise BadRequest(f"{name} must be an integer, got {value!r}")
     return int(value)
+
+
+def _names(payload: object) -> list[str]:
+    names = _field(payload, "names")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise InvalidArgument(f"names must be a list of strings, got {names!r}")
+    return names
 
 
 def _field(payload: object, name: str) -> object:

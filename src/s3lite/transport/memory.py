@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Collection, Mapping
 
 from ..errors import NodeUnavailable
-from .base import ByteStream, ImportResult, NodeClient, NodeHealth, PartStat
+from .base import (
+    ByteStream,
+    ImportResult,
+    NodeClient,
+    NodeHealth,
+    PartCheck,
+    PartStat,
+    QuarantinedPart,
+)
 
 
 class MemoryTransport:
@@ -76,6 +84,15 @@ class MemoryClient:
 
     async def list_parts(self, sector: int) -> list[PartStat]:
         return await self._node().list_parts(sector)
+
+    async def verify_parts(self, sector: int, names: Collection[str]) -> dict[str, PartCheck]:
+        return await self._node().verify_parts(sector, names)
+
+    async def list_quarantined(self) -> list[QuarantinedPart]:
+        return await self._node().list_quarantined()
+
+    async def clear_replaced(self) -> None:
+        await self._node().clear_replaced()
 
     async def link_part(self, name: str, from_sector: int, to_sector: int) -> None:
         await self._node().link_part(name, from_sector, to_sector)

@@ -1,0 +1,198 @@
+"""Writing part files (the format is in partfile.py): through a temporary file that is
+fsynced and renamed into place, so a part file either is complete or does not exist.
+
+:class:`PartWriter` makes a part file from its payload as the payload streams in,
+computing the block checksums with at most one block held back; :class:`StagedPart`
+takes a whole part file as received (a member of a sector import) and checks it on
+the way in. Out-of-space errors become DiskFull and leave no temporary file.
+
+Everything here blocks; the storage node calls it from worker threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from ..errors import DiskFull
+from .partfile import BLOCK_SIZE, CHECK, HEADER_SIZE, Buffer, FileChecker, Header, block_checksum
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_IOV_BATCH = 512
+"""Buffers per writev call (the system's IOV_MAX is at least 1024)."""
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace(source: Path, target: Path) -> int:
+    """Rename ``source`` over ``target``; the size of the file replaced, 0 if none.
+    Call with the node's namespace lock held."""
+    try:
+        replaced = target.stat().st_size
+    except FileNotFoundError:
+        replaced = 0
+    os.replace(source, target)
+    return replaced
+
+
+def disk_full(node_id: str, exc: OSError) -> DiskFull | None:
+    """A DiskFull for ``exc`` if it is an out-of-space error, else None."""
+    if exc.errno in _DISK_FULL:
+        return DiskFull(f"node {node_id!r} is out of space: {exc.strerror}")
+    return None
+
+
+class TempFile:
+    """A file written under a temporary name in ``temp_dir``; :meth:`commit` makes it
+    durable (with ``fsync``) and renames it into place. Out-of-space errors become
+    DiskFull and remove the temporary file.
+
+    Not thread-safe: one writer is driven by one task, a call at a time.
+    """
+
+    def __init__(self, temp_dir: Path, node_id: str, *, fsync: bool) -> None:
+        self._node_id = node_id
+        self._fsync = fsync
+        self.size = 0
+        """Bytes written to the file so far."""
+        self._fd, temp_name = tempfile.mkstemp(dir=temp_dir, prefix="part-")
+        self.temp_path = Path(temp_name)
+        self._temp_gone = False
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        """Remove the temporary file after ``exc`` and raise DiskFull for an
+        out-of-space error, ``exc`` itself otherwise."""
+        self.abort()
+        full = disk_full(self._node_id, exc)
+        if full is None:
+            raise exc
+        raise full from exc
+
+    def write_buffers(self, buffers: Sequence[Buffer]) -> None:
+        """Append ``buffers`` in order (a short write is completed)."""
+        assert self._fd >= 0, "write after commit or abort"
+        views = [memoryview(buffer).cast("B") for buffer in buffers if len(buffer)]
+        try:
+            while views:
+                written = os.writev(self._fd, views[:_IOV_BATCH])
+                self.size += written
+                while views and written >= len(views[0]):
+                    written -= len(views.pop(0))
+                if written:
+                    views[0] = views[0][written:]
+        except OSError as exc:
+            self._fail(exc)
+
+    def _seal(self) -> None:
+        """Last writes before the file is made durable (subclasses complete it here)."""
+
+    def _write_at(self, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(self._fd, view, offset) :]
+            offset = offset + len(data) - len(view)
+
+    def commit(self, final_path: Path, namespace: threading.Lock) -> int:
+        """Complete the file, make it durable and rename it to ``final_path``.
+
+        Returns the size of the file that was replaced (0 if none), for usage
+        accounting; ``namespace`` (the node's lock on its file names) makes that size
+        and the rename one step, so two writers of one name cannot both see no
+        previous file.
+        """
+        assert self._fd >= 0, "commit after commit or abort"
+        try:
+            self._seal()
+            if self._fsync:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            with namespace:
+                replaced = replace(self.temp_path, final_path)
+            self._temp_gone = True
+            if self._fsync:
+                fsync_dir(final_path.parent)
+        except OSError as exc:
+            self._fail(exc)
+        return replaced
+
+    def abort(self) -> None:
+        """Close and remove the temporary file; safe to call more than once, and after
+        a commit (when there is nothing left to remove)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if not self._temp_gone:
+            self._temp_gone = True  # nothing left to remove, whatever happens next
+            self.temp_path.unlink(missing_ok=True)
+
+
+class PartWriter(TempFile):
+    """Writes one part in the format above from its payload, as it streams in."""
+
+    def __init__(self, temp_dir: Path, node_id: str, *, fsync: bool) -> None:
+        super().__init__(temp_dir, node_id, fsync=fsync)
+        self.length = 0
+        """Payload bytes received so far."""
+        self._tail = bytearray()
+        self._blocks = 0
+        try:
+            self.write_buffers([bytes(HEADER_SIZE)])  # the header goes in at commit
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, data: Buffer) -> None:
+        """Append payload bytes; whole blocks go to disk, the rest waits for more."""
+        view = memoryview(data).cast("B")
+        self.length += len(view)
+        frames: list[Buffer] = []
+        if self._tail:
+            take = view[: BLOCK_SIZE - len(self._tail)]
+            self._tail += take
+            view = view[len(take) :]
+            if len(self._tail) < BLOCK_SIZE:
+                return
+            frames += self._frame(bytes(self._tail))
+            self._tail.clear()
+        while len(view) >= BLOCK_SIZE:
+            frames += self._frame(view[:BLOCK_SIZE])
+            view = view[BLOCK_SIZE:]
+        self._tail += view
+        self.write_buffers(frames)
+
+    def _frame(self, block: Buffer) -> list[Buffer]:
+        check = CHECK.pack(block_checksum(block, self._blocks))
+        self._blocks += 1
+        return [check, block]
+
+    def _seal(self) -> None:
+        if self._tail:
+            self.write_buffers(self._frame(bytes(self._tail)))
+            self._tail.clear()
+        self._write_at(Header(self.length).pack(), 0)
+
+
+class StagedPart(TempFile):
+    """A part file arriving whole (a member of a sector import): written as received
+    and checked on the way in, every block and the CRC-32 of the file's bytes."""
+
+    def __init__(self, temp_dir: Path, node_id: str, *, fsync: bool) -> None:
+        super().__init__(temp_dir, node_id, fsync=fsync)
+        self.checker = FileChecker(crc=True)
+
+    def write(self, data: Buffer) -> None:
+        """Append file bytes; raises Damage as soon as they stop being a valid part."""
+        self.checker.feed(data)
+        self.write_buffers([data])

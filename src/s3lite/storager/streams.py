@@ -1,0 +1,89 @@
+"""The byte streams a storage node hands out: a part's payload, verified block by block
+as it is read, and a part file as stored (for exports). Closing one closes its file;
+one dropped unclosed closes it when it is collected."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.to_thread
+
+from ..errors import DataLoss
+from .partfile import RangeReader
+
+RAW_READ = 1 << 20
+"""Bytes per read when streaming a part file as stored."""
+
+
+class PartStream:
+    """A part's payload range: ``first`` (read and verified when the part was opened),
+    then whatever ``read_more`` returns (the next verified bytes; b"" at the end) until
+    the range is read."""
+
+    def __init__(
+        self, reader: RangeReader, first: bytes, read_more: Callable[[], Awaitable[bytes]]
+    ) -> None:
+        self._reader = reader
+        self._next: bytes | None = first
+        self._read_more = read_more
+        self._closed = False
+
+    def __aiter__(self) -> PartStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        chunk, self._next = self._next, None
+        if chunk is None and self._reader.remaining > 0:  # no thread hop to learn the end
+            try:
+                chunk = await self._read_more()
+            except BaseException:
+                await self.aclose()
+                raise
+        if not chunk:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._reader.close()
+
+
+class FileStream:
+    """Streams the first ``size`` bytes of an open file as stored."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._offset = 0
+        self._size = size
+
+    def __aiter__(self) -> FileStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._offset >= self._size or self._fd < 0:
+            await self.aclose()
+            raise StopAsyncIteration
+        want = min(RAW_READ, self._size - self._offset)
+        chunk = await anyio.to_thread.run_sync(os.pread, self._fd, want, self._offset)
+        if not chunk:
+            await self.aclose()
+            raise DataLoss(f"a part file ended {self._size - self._offset} bytes early")
+        self._offset += len(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        """A safety net, as for RangeReader: a stream dropped unclosed frees its file."""
+        self._close()
