@@ -1,7 +1,7 @@
 """The ``s3lite`` command's surface: --version, help that reads as plain text, options
-that refuse nonsense, what ``serve`` prints, ``make run PORT= DATA=``, and the node's
-options (byte counts for ``--reserve``; the node processes themselves are tested in
-tests/transport/test_http_faults.py)."""
+that refuse nonsense, what ``serve`` prints, ``make run PORT= DATA=``, and the node
+options: byte counts for ``--reserve`` and the flags a node process gets (the
+processes themselves are tested in tests/transport/test_http_faults.py)."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ def test_liveness_follows_its_table(steps: list[tuple[str, Any, float]]) -> None
         if isinstance(event, DiskFullSeen):
             expected["full"] = True
         elif isinstance(event, ProbeAnswered):
-            expected["full"] = bool(getattr(event.health, "full", False))
+            expected["full"] = event.health.full
         after = liveness.state(node)
         assert (after.up, after.full, after.since) == (
             expected["up"],

@@ -151,7 +151,9 @@ async def status(services: Services) -> dict[str, Any]:
                 "full": live.full,
                 "bytes": None if health is None else health.bytes_stored,
                 "parts": None if health is None else health.parts,
-                "free_bytes": getattr(health, "free_bytes", None),
+                "free_bytes": None if health is None else health.free_bytes,
+                "quarantined": None if health is None else health.quarantined,
+                "replaced": None if health is None else health.replaced,
                 "sectors": len(ring.sectors_of(info.node_id)),
                 "arcs": [str(arc) for arc in ring.arcs_of(info.node_id)],
             }

@@ -41,6 +41,9 @@ def cluster_gauges(orchestrator: Orchestrator) -> Iterator[Metric]:
     quarantined = _per_node(
         "s3lite_node_quarantined_parts", "Damaged parts the node quarantined (last probe)."
     )
+    replaced = _per_node(
+        "s3lite_node_replaced", "1 while the node's lost disk is not rebuilt yet (last probe)."
+    )
     sectors = _per_node("s3lite_node_sectors", "Sectors of the ring the node owns.")
     for info in topology.nodes:
         node = [info.node_id]
@@ -53,14 +56,14 @@ def cluster_gauges(orchestrator: Orchestrator) -> Iterator[Metric]:
         up.add_metric(node, float(status.up))
         full.add_metric(node, float(status.full))
         since.add_metric(node, status.since)
-        if status.health is not None:
-            stored.add_metric(node, status.health.bytes_stored)
-            parts.add_metric(node, status.health.parts)
-            for family, field in ((free, "free_bytes"), (quarantined, "quarantined")):
-                value = getattr(status.health, field, None)
-                if isinstance(value, int):
-                    family.add_metric(node, value)
-    yield from (up, full, joining, since, stored, parts, free, quarantined, sectors)
+        health = status.health
+        if health is not None:
+            stored.add_metric(node, health.bytes_stored)
+            parts.add_metric(node, health.parts)
+            free.add_metric(node, health.free_bytes)
+            quarantined.add_metric(node, health.quarantined)
+            replaced.add_metric(node, float(health.replaced))
+    yield from (up, full, joining, since, stored, parts, free, quarantined, replaced, sectors)
 
     ready = [info.node_id for info in topology.nodes if info.state is NodeState.READY]
     yield GaugeMetricFamily("s3lite_nodes", "Nodes in the cluster.", len(topology.nodes))

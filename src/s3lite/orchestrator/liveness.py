@@ -115,20 +115,16 @@ class NodeStatus:
         return f"{text}, full" if self.full else text
 
 
-def _health_full(health: NodeHealth) -> bool:
-    return bool(getattr(health, "full", False))
-
-
 def transition(status: NodeStatus, event: Event, now: float) -> NodeStatus:
     """The status after ``event`` at time ``now`` (pure)."""
     up_after = UP_AFTER[type(event)]
     up = status.up if up_after is None else up_after
     since = now if up != status.up else status.since
     if isinstance(event, ProbeAnswered):
-        full = _health_full(event.health)
         return attrs.evolve(
-            status, up=up, since=since, reason="", full=full, health=event.health, checked=now
-        )
+            status, up=up, since=since, reason="", full=event.health.full, health=event.health,
+            checked=now,
+        )  # fmt: skip
     if isinstance(event, DiskFullSeen):
         return attrs.evolve(status, up=up, since=since, full=True)
     # A failure: the first reason the node went down is the one kept.

@@ -136,14 +136,9 @@ class NodeApp(App):
         else:
             metrics.stored_bytes.set(health.bytes_stored)
             metrics.stored_parts.set(health.parts)
-            for gauge, field in (
-                (metrics.free_bytes, "free_bytes"),
-                (metrics.full, "full"),
-                (metrics.quarantined, "quarantined"),
-            ):
-                value = getattr(health, field, None)
-                if isinstance(value, int):
-                    gauge.set(value)
+            metrics.free_bytes.set(health.free_bytes)
+            metrics.full.set(health.full)
+            metrics.quarantined.set(health.quarantined)
         await send_bytes(send, 200, metrics.render(), [("content-type", CONTENT_TYPE)])
 
     async def _counted(self, request: Request, send: Send) -> None:
