@@ -53,7 +53,7 @@ from ..errors import (
 from ..orchestrator import Orchestrator
 from ..receiver import Receiver
 from ..receiver.buckets import Buckets
-from . import admin, bucket, delete, get, put, xml
+from . import admin, bucket, copy, delete, get, multipart, put, xml
 from . import list as listing
 from .auth import sigv4
 from .auth.keystore import KeyStore
@@ -72,6 +72,8 @@ HANDLERS: dict[str, Handler] = {
     **put.HANDLERS,
     **delete.HANDLERS,
     **listing.HANDLERS,
+    **multipart.HANDLERS,
+    **copy.HANDLERS,
     **admin.HANDLERS,
 }
 """One handler per implemented operation (router.IMPLEMENTED; a test checks they agree)."""

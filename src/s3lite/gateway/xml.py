@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NoReturn
 from xml.parsers import expat
 from xml.sax.saxutils import escape
@@ -21,7 +21,8 @@ import attrs
 
 from ..errors import MalformedXML
 from ..receiver.buckets import Bucket
-from ..receiver.manifest import ObjectInfo
+from ..receiver.checksums import ALGORITHMS
+from ..receiver.manifest import CompletedPart, MultipartUpload, ObjectInfo, PartInfo, PartList
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 _PROLOG = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -122,7 +123,7 @@ def _contents(
         + _tag("LastModified", iso8601(info.last_modified))
         + _tag("ETag", f'"{info.etag}"')
         + _tag("Size", info.size)
-        + _tag("StorageClass", "STANDARD")
+        + _tag("StorageClass", info.storage_class)
         + (owner(page.owner_id) if with_owner else "")
         + f"</{element}>"
         for info in page.objects
@@ -214,6 +215,134 @@ def versioning() -> bytes:
     return _document("VersioningConfiguration", "")
 
 
+# -- multipart and copy results ------------------------------------------------------------
+
+
+def _checksums(checksums: Mapping[str, str], checksum_type: str | None = None) -> str:
+    """``<ChecksumCRC32>`` and the like, then ``<ChecksumType>``."""
+    body = "".join(_tag(f"Checksum{name}", value) for name, value in checksums.items())
+    if body and checksum_type:
+        body += _tag("ChecksumType", checksum_type)
+    return body
+
+
+def initiate_upload(bucket: str, key: str, upload_id: str) -> bytes:
+    body = _tag("Bucket", bucket) + _tag("Key", key) + _tag("UploadId", upload_id)
+    return _document("InitiateMultipartUploadResult", body)
+
+
+def copy_result(root: str, etag: str, modified: dt.datetime, checksums: Mapping[str, str]) -> bytes:
+    """CopyObjectResult or CopyPartResult."""
+    body = _tag("ETag", f'"{etag}"') + _tag("LastModified", iso8601(modified))
+    return _document(root, body + _checksums(checksums))
+
+
+def complete_result(location: str, bucket: str, key: str, info: ObjectInfo) -> bytes:
+    body = (
+        _tag("Location", location)
+        + _tag("Bucket", bucket)
+        + _tag("Key", key)
+        + _tag("ETag", f'"{info.etag}"')
+        + _checksums(info.checksums, info.checksum_type)
+    )
+    return _document("CompleteMultipartUploadResult", body)
+
+
+def _part(part: PartInfo) -> str:
+    return (
+        "<Part>"
+        + _tag("PartNumber", part.number)
+        + _tag("LastModified", iso8601(part.last_modified))
+        + _tag("ETag", f'"{part.etag}"')
+        + _tag("Size", part.size)
+        + _checksums(part.checksums)
+        + "</Part>"
+    )
+
+
+def _upload_fields(upload: MultipartUpload, owner_id: str) -> str:
+    who = owner(owner_id)
+    return (
+        who.replace("Owner>", "Initiator>")
+        + who
+        + _tag("StorageClass", upload.storage_class)
+        + (_tag("ChecksumAlgorithm", upload.checksum_algorithm) if upload.checksum_algorithm else "")
+        + (_tag("ChecksumType", upload.checksum_type) if upload.checksum_type else "")
+    )
+
+
+def parts_list(bucket: str, key: str, page: PartList, *, marker: int, max_parts: int, owner_id: str) -> bytes:
+    body = (
+        _tag("Bucket", bucket)
+        + _tag("Key", key)
+        + _tag("UploadId", page.upload.upload_id)
+        + _upload_fields(page.upload, owner_id)
+        + _tag("PartNumberMarker", marker)
+        + (_tag("NextPartNumberMarker", page.next_marker) if page.next_marker is not None else "")
+        + _tag("MaxParts", max_parts)
+        + _tag("IsTruncated", _bool(page.is_truncated))
+        + "".join(_part(part) for part in page.parts)
+    )
+    return _document("ListPartsResult", body)
+
+
+@attrs.frozen
+class UploadsPage:
+    """One page of ListMultipartUploads, keys without the bucket prefix."""
+
+    bucket: str
+    prefix: str
+    delimiter: str | None
+    key_marker: str
+    upload_id_marker: str
+    max_uploads: int
+    uploads: Sequence[MultipartUpload]
+    common_prefixes: Sequence[str]
+    truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+    encoding: str | None
+    owner_id: str
+
+
+def uploads_list(page: UploadsPage) -> bytes:
+    def key(value: str) -> str:
+        return key_text(value, page.encoding)
+
+    parts = [
+        _tag("Bucket", page.bucket),
+        f"<KeyMarker>{key(page.key_marker)}</KeyMarker>",
+        _tag("UploadIdMarker", page.upload_id_marker),
+    ]
+    if page.next_key_marker is not None:
+        parts.append(f"<NextKeyMarker>{key(page.next_key_marker)}</NextKeyMarker>")
+    if page.next_upload_id_marker is not None:
+        parts.append(_tag("NextUploadIdMarker", page.next_upload_id_marker))
+    if page.delimiter:
+        parts.append(f"<Delimiter>{key(page.delimiter)}</Delimiter>")
+    parts += [
+        f"<Prefix>{key(page.prefix)}</Prefix>",
+        _tag("MaxUploads", page.max_uploads),
+        _tag("IsTruncated", _bool(page.truncated)),
+    ]
+    if page.encoding:
+        parts.append(_tag("EncodingType", page.encoding))
+    parts += [
+        "<Upload>"
+        + f"<Key>{key(upload.key)}</Key>"
+        + _tag("UploadId", upload.upload_id)
+        + _upload_fields(upload, page.owner_id)
+        + _tag("Initiated", iso8601(upload.initiated))
+        + "</Upload>"
+        for upload in page.uploads
+    ]
+    parts += [
+        f"<CommonPrefixes><Prefix>{key(prefix)}</Prefix></CommonPrefixes>"
+        for prefix in page.common_prefixes
+    ]
+    return _document("ListMultipartUploadsResult", "".join(parts))
+
+
 # -- reading -------------------------------------------------------------------------------
 
 
@@ -300,3 +429,30 @@ def create_bucket_configuration(body: bytes) -> str | None:
         raise MalformedXML(f"expected <CreateBucketConfiguration>, got <{root.tag}>")
     constraint = root.find("LocationConstraint")
     return constraint.text if constraint is not None else None
+
+
+def complete_request(body: bytes) -> list[CompletedPart]:
+    """The CompleteMultipartUpload document: ``<Part>`` elements each with a
+    ``<PartNumber>`` and an ``<ETag>`` (and optionally ``<ChecksumCRC32>``...), in the
+    order sent; MalformedXML otherwise (the receiver checks the order and the ETags)."""
+    root = parse(body)
+    if root.tag != "CompleteMultipartUpload":
+        raise MalformedXML(f"expected a <CompleteMultipartUpload> document, got <{root.tag}>")
+    parts = []
+    for element in root.findall("Part"):
+        number = element.find("PartNumber")
+        etag = element.find("ETag")
+        if number is None or etag is None:
+            raise MalformedXML("every <Part> needs a <PartNumber> and an <ETag>")
+        digits = number.text.strip()
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 5):
+            raise MalformedXML(f"<PartNumber> must be a number from 1 to 10000, got {digits[:20]!r}")
+        checksums = {
+            name: found.text.strip()
+            for name in ALGORITHMS
+            if (found := element.find(f"Checksum{name}")) is not None
+        }
+        parts.append(CompletedPart(int(digits), etag.text.strip(), checksums))
+    if not parts:
+        raise MalformedXML("a CompleteMultipartUpload names at least one <Part>")
+    return parts
