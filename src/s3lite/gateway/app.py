@@ -53,7 +53,7 @@ from ..errors import (
 from ..orchestrator import Orchestrator
 from ..receiver import Receiver
 from ..receiver.buckets import Buckets
-from . import admin, bucket, copy, delete, get, multipart, put, xml
+from . import acl, admin, bucket, copy, delete, get, multipart, put, xml
 from . import list as listing
 from .auth import sigv4
 from .auth.keystore import KeyStore
@@ -74,6 +74,7 @@ HANDLERS: dict[str, Handler] = {
     **listing.HANDLERS,
     **multipart.HANDLERS,
     **copy.HANDLERS,
+    **acl.HANDLERS,
     **admin.HANDLERS,
 }
 """One handler per implemented operation (router.IMPLEMENTED; a test checks they agree)."""

@@ -65,6 +65,13 @@ class Call:
         assert self.operation.key is not None
         return self.operation.key
 
+    @property
+    def owner_id(self) -> str:
+        """The access key that owns the call's bucket (root's for a bucket from before
+        keys existed): the Owner listings and ACLs show."""
+        keys = self.services.keys
+        return keys.owner(self.bucket) or keys.root.access_key
+
     def payload(self) -> Payload:
         """The request body, checked as its signature says (see auth.payload)."""
         return request_payload(

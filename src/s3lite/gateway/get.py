@@ -10,11 +10,12 @@ object only) and, on GET, the ``response-*`` query overrides.
 
 from __future__ import annotations
 
-from ..asgi import Send, send_head, send_stream
-from ..errors import InvalidArgument
+from ..asgi import Send, send_bytes, send_head, send_stream
+from ..errors import InvalidArgument, NotModified
 from ..receiver.buckets import object_key
 from ..receiver.manifest import ObjectInfo
 from . import headers as h
+from . import xml
 from .call import Call, Handler
 from .router import RESPONSE_OVERRIDES
 
@@ -51,20 +52,32 @@ def response_headers(
     return status, [(n, v) for n, v in headers if n not in overrides] + list(overrides.items())
 
 
+async def not_modified(call: Call, key: str, send: Send) -> None:
+    """304 Not Modified, with the ETag and Last-Modified a client revalidates with."""
+    info = await call.services.receiver.head_object(key)
+    await send_head(send, 304, [("etag", f'"{info.etag}"'), ("last-modified", h.http_date(info))])
+
+
 async def get_object(call: Call, send: Send) -> None:
     key = await stored_key(call)
     part = call.operation.part_number
     conditions = h.read_conditions(call.request.headers)
     http_range = None if part is not None else call.request.headers.get("range")
-    read = await call.services.receiver.open_object(
-        key, http_range=http_range, part_number=part, conditions=conditions
-    )
     try:
-        span = read.span
-        whole = span is None or (span[0] == 0 and span[1] == read.info.size - 1 and part is None)
-        if part is not None and read.info.parts_count is None:
+        read = await call.services.receiver.open_object(
+            key, http_range=http_range, part_number=part, conditions=conditions
+        )
+    except NotModified:
+        await not_modified(call, key, send)
+        return
+    try:
+        info, span = read.info, read.span
+        whole = span is None or (span[0] == 0 and span[1] == info.size - 1 and part is None)
+        if part is not None and info.parts_count is None:
             span = None  # part 1 of a plain object: the object, 200
-        status, headers = response_headers(call, read.info, read.length, span, whole=whole)
+        status, headers = response_headers(call, info, read.length, span, whole=whole)
+        if part is not None and info.parts_count is not None:
+            headers += h.checksum_headers(read.part_checksums, info.checksum_type)
         await send_stream(send, status, read.chunks, headers, call.request.receive)
     finally:
         await read.aclose()
@@ -75,16 +88,52 @@ async def head_object(call: Call, send: Send) -> None:
     receiver = call.services.receiver
     conditions = h.read_conditions(call.request.headers)
     part = call.operation.part_number
-    if part is None:
-        info = await receiver.head_object(key, conditions=conditions)
-        status, headers = response_headers(call, info, info.size, None, whole=True)
-    else:
-        info, span = await receiver.head_part(key, part, conditions=conditions)
-        length = 0 if span is None else span[1] - span[0] + 1
-        if info.parts_count is None:
-            span, length = None, info.size
-        status, headers = response_headers(call, info, length, span, whole=span is None)
+    try:
+        if part is None:
+            info = await receiver.head_object(key, conditions=conditions)
+            status, headers = response_headers(call, info, info.size, None, whole=True)
+        else:
+            info, span = await receiver.head_part(key, part, conditions=conditions)
+            length = 0 if span is None else span[1] - span[0] + 1
+            if info.parts_count is None:
+                span, length = None, info.size
+            status, headers = response_headers(call, info, length, span, whole=span is None)
+    except NotModified:
+        await not_modified(call, key, send)
+        return
     await send_head(send, status, headers)
 
 
-HANDLERS: dict[str, Handler] = {"GetObject": get_object, "HeadObject": head_object}
+async def get_object_attributes(call: Call, send: Send) -> None:
+    """GetObjectAttributes: the attributes ``x-amz-object-attributes`` names (ETag,
+    Checksum, ObjectParts (the count), StorageClass, ObjectSize)."""
+    key = await stored_key(call)
+    wanted = {
+        name.strip() for name in call.request.headers.get("x-amz-object-attributes", "").split(",")
+    }
+    unknown = wanted - ATTRIBUTES
+    if unknown or not wanted - {""}:
+        raise InvalidArgument(
+            f"x-amz-object-attributes names some of {', '.join(sorted(ATTRIBUTES))}, "
+            f"got {sorted(unknown or wanted)}"
+        )
+    info = await call.services.receiver.head_object(
+        key, conditions=h.read_conditions(call.request.headers)
+    )
+    body = xml.object_attributes(info, wanted)
+    await send_bytes(
+        send,
+        200,
+        body,
+        [("content-type", "application/xml"), ("last-modified", h.http_date(info))],
+    )
+
+
+ATTRIBUTES = frozenset({"ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"})
+
+
+HANDLERS: dict[str, Handler] = {
+    "GetObject": get_object,
+    "HeadObject": head_object,
+    "GetObjectAttributes": get_object_attributes,
+}

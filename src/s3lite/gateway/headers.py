@@ -2,11 +2,12 @@
 writes or reads (stored headers, metadata, storage class, conditions, digests), and
 the headers a response carries about an object.
 
-Header values arrive as the bytes the client sent, read as ISO-8859-1 (what HTTP and
-the ASGI server do), and ``x-amz-meta-*`` values are kept as those characters, so a
-value goes back byte for byte (boto3 and http.client send and read ISO-8859-1). A
-stored value that ISO-8859-1 cannot carry (one written through the library) is sent
-RFC 2047-encoded (``=?UTF-8?B?...?=``), as S3 does for non-ASCII metadata.
+Header values arrive as bytes, which the ASGI server reads as ISO-8859-1. A stored
+value (``x-amz-meta-*``, Cache-Control...) is kept as the text those bytes mean:
+UTF-8 when they are valid UTF-8 (botocore sends ``é`` so), else ISO-8859-1. On the
+way out a value ISO-8859-1 can carry is sent in it (so boto3, whose http.client reads
+headers as ISO-8859-1, gets ``é`` back, as ceph's s3-tests expect); any other
+non-ASCII value is sent RFC 2047-encoded (``=?UTF-8?B?...?=``), as S3 does.
 
 Pure: no I/O. Errors are S3liteErrors (InvalidDigest, InvalidArgument).
 """
@@ -18,10 +19,11 @@ import binascii
 import email.utils
 from collections.abc import AsyncIterator, Mapping
 
-from ..errors import EntityTooLarge, InvalidArgument, InvalidDigest
+from ..errors import BadDigest, EntityTooLarge, InvalidArgument, InvalidDigest
 from ..receiver import ExpectedDigests, ObjectHeaders, ObjectInfo, ReadConditions, WriteCondition
-from ..receiver.checksums import ALGORITHMS, check_algorithm
+from ..receiver.checksums import ALGORITHMS, check_algorithm, decode
 from .auth.payload import CHECKSUM_PREFIX, Trailers
+from .auth.sigv4 import header_text
 
 META_PREFIX = "x-amz-meta-"
 STORED_HEADERS = {
@@ -40,7 +42,7 @@ MAX_SINGLE_UPLOAD = 5 * 1024**3
 def metadata(headers: Mapping[str, str]) -> dict[str, str]:
     """The ``x-amz-meta-*`` headers, by name without the prefix."""
     return {
-        name[len(META_PREFIX) :]: value
+        name[len(META_PREFIX) :]: header_text(value)
         for name, value in headers.items()
         if name.startswith(META_PREFIX)
     }
@@ -49,7 +51,11 @@ def metadata(headers: Mapping[str, str]) -> dict[str, str]:
 def object_headers(headers: Mapping[str, str], content_encoding: str | None) -> ObjectHeaders:
     """The standard headers a write stores; ``content_encoding`` as the payload
     decoded it (``aws-chunked`` removed)."""
-    fields = {field: headers[name] for name, field in STORED_HEADERS.items() if name in headers}
+    fields = {
+        field: header_text(headers[name])
+        for name, field in STORED_HEADERS.items()
+        if name in headers
+    }
     return ObjectHeaders(content_encoding=content_encoding or None, **fields)
 
 
@@ -68,14 +74,40 @@ def read_conditions(headers: Mapping[str, str], prefix: str = "") -> ReadConditi
 
 
 def write_condition(headers: Mapping[str, str]) -> WriteCondition | None:
-    """A write's If-Match / If-None-Match (S3 takes only ``*`` there)."""
+    """A write's If-Match / If-None-Match (``*``: create only; ETags: not over an
+    object that has one of them)."""
     if_match = headers.get("if-match")
     if_none_match = headers.get("if-none-match")
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise InvalidArgument(f"a write takes If-None-Match: * only, got {if_none_match[:80]!r}")
     if if_match is None and if_none_match is None:
         return None
-    return WriteCondition(if_match=if_match, if_none_match=if_none_match is not None)
+    none_match: bool | str = False
+    if if_none_match is not None:
+        none_match = True if if_none_match.strip() == "*" else if_none_match
+    return WriteCondition(if_match=if_match, if_none_match=none_match)
+
+
+def checksum_values(headers: Mapping[str, str], *, composite: bool = False) -> dict[str, str]:
+    """The ``x-amz-checksum-<algorithm>`` headers, by algorithm; a value that is not
+    base64 of a digest of the algorithm's size is BadDigest, as S3 answers (with
+    ``composite``, a ``-N`` suffix is allowed)."""
+    found = {}
+    for name, value in headers.items():
+        algorithm = name[len(CHECKSUM_PREFIX) :].upper()
+        if not name.startswith(CHECKSUM_PREFIX) or algorithm not in ALGORITHMS:
+            continue
+        digest = value.strip()
+        if composite and "-" in digest:
+            digest, _, count = digest.rpartition("-")
+            if not (count.isascii() and count.isdigit()):
+                digest = ""
+        try:
+            decode(algorithm, digest)
+        except InvalidDigest:
+            raise BadDigest(
+                f"{name} must be base64 of a {algorithm} digest, got {value[:80]!r}"
+            ) from None
+        found[algorithm] = value.strip()
+    return found
 
 
 def content_md5(headers: Mapping[str, str]) -> bytes | None:
@@ -97,11 +129,7 @@ def expected_digests(headers: Mapping[str, str], trailers: Trailers) -> Expected
     header or promised in ``x-amz-trailer`` (its value is filled in by
     :func:`with_trailer_checksum` once the body has ended), or just an algorithm to
     compute (``x-amz-sdk-checksum-algorithm``, ``x-amz-checksum-algorithm``)."""
-    sent = {
-        name[len(CHECKSUM_PREFIX) :]: value
-        for name, value in headers.items()
-        if name.startswith(CHECKSUM_PREFIX) and name[len(CHECKSUM_PREFIX) :].upper() in ALGORITHMS
-    }
+    sent = checksum_values(headers)
     promised = [
         name[len(CHECKSUM_PREFIX) :]
         for name in trailers.announced
@@ -175,7 +203,9 @@ def http_date(info: ObjectInfo) -> str:
     return email.utils.format_datetime(info.last_modified, usegmt=True)
 
 
-def checksum_headers(checksums: Mapping[str, str], checksum_type: str | None) -> list[tuple[str, str]]:
+def checksum_headers(
+    checksums: Mapping[str, str], checksum_type: str | None
+) -> list[tuple[str, str]]:
     found = [(CHECKSUM_PREFIX + name.lower(), value) for name, value in checksums.items()]
     if found and checksum_type:
         found.append(("x-amz-checksum-type", checksum_type))

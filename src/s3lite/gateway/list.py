@@ -56,7 +56,7 @@ def _listing(
     call: Call, prefix: str, found: Page, max_keys: int, delimiter: str | None
 ) -> xml.Listing:
     encoding = call.request.query.get("encoding-type")
-    owner = call.services.keys.owner(call.bucket) or call.services.keys.root.access_key
+    owner = call.owner_id
     return xml.Listing(
         call.bucket,
         prefix,
@@ -84,7 +84,7 @@ async def list_objects_v2(call: Call, send: Send) -> None:
     query = call.request.query
     start_after = query.get("start-after", "")
     token = query.get("continuation-token")
-    after = max(start_after, decode_token(token)) if token else start_after
+    after = max(start_after, decode_token(token)) if token else start_after  # "" is none
     found = await page(call, prefix, after, max_keys, delimiter)
     body = xml.object_list_v2(
         _listing(call, prefix, found, max_keys, delimiter),

@@ -215,6 +215,7 @@ IMPLEMENTED = frozenset(
         "GetObject", "HeadObject", "PutObject", "DeleteObject", "DeleteObjects", "Admin",
         "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
         "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
+        "GetObjectAttributes", "GetBucketAcl", "PutBucketAcl", "GetObjectAcl", "PutObjectAcl",
     }
 )  # fmt: skip
 """Operations the gateway has a handler for; every other routed operation gets 501."""

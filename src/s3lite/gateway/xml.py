@@ -43,7 +43,7 @@ def key_text(key: str, encoding: str | None) -> str:
     clients ask for, since keys may hold characters XML cannot), else escaped, with
     characters XML 1.0 cannot hold as numeric references (as S3 does)."""
     if encoding == "url":
-        return urllib.parse.quote_plus(key, safe="/")
+        return urllib.parse.quote(key, safe="/")
     return _NOT_XML.sub(lambda match: f"&#x{ord(match[0]):x};", escape(key))
 
 
@@ -130,8 +130,12 @@ def _contents(
     )
 
 
-def _common(page: Listing) -> str:
-    head = [_tag("Name", page.bucket), f"<Prefix>{key_text(page.prefix, page.encoding)}</Prefix>"]
+def _common(page: Listing, *, encode_prefix: bool = True) -> str:
+    """The fields every listing starts with. ListObjects v1 sends its Prefix as it is
+    (escaped, never URL-encoded): botocore decodes v1's Marker, NextMarker and
+    Delimiter but not its Prefix."""
+    prefix = key_text(page.prefix, page.encoding if encode_prefix else None)
+    head = [_tag("Name", page.bucket), f"<Prefix>{prefix}</Prefix>"]
     if page.delimiter:
         head.append(f"<Delimiter>{key_text(page.delimiter, page.encoding)}</Delimiter>")
     head += [_tag("MaxKeys", page.max_keys), _tag("IsTruncated", _bool(page.truncated))]
@@ -159,7 +163,7 @@ def object_list_v2(
     parts = [_common(page), _tag("KeyCount", len(page.objects) + len(page.common_prefixes))]
     if start_after:
         parts.append(f"<StartAfter>{key_text(start_after, page.encoding)}</StartAfter>")
-    if continuation:
+    if continuation is not None:
         parts.append(_tag("ContinuationToken", continuation))
     if next_continuation:
         parts.append(_tag("NextContinuationToken", next_continuation))
@@ -171,7 +175,10 @@ def object_list_v1(page: Listing, *, marker: str, next_marker: str | None) -> by
     """A ListObjects (v1) result. NextMarker is sent whenever the page is truncated
     (S3 sends it only with a delimiter, and clients then use the last key, which is
     the same thing)."""
-    parts = [_common(page), f"<Marker>{key_text(marker, page.encoding)}</Marker>"]
+    parts = [
+        _common(page, encode_prefix=False),
+        f"<Marker>{key_text(marker, page.encoding)}</Marker>",
+    ]
     if next_marker is not None:
         parts.append(f"<NextMarker>{key_text(next_marker, page.encoding)}</NextMarker>")
     body = "".join(parts) + _contents(page, with_owner=True) + _prefixes(page)
@@ -266,12 +273,18 @@ def _upload_fields(upload: MultipartUpload, owner_id: str) -> str:
         who.replace("Owner>", "Initiator>")
         + who
         + _tag("StorageClass", upload.storage_class)
-        + (_tag("ChecksumAlgorithm", upload.checksum_algorithm) if upload.checksum_algorithm else "")
+        + (
+            _tag("ChecksumAlgorithm", upload.checksum_algorithm)
+            if upload.checksum_algorithm
+            else ""
+        )
         + (_tag("ChecksumType", upload.checksum_type) if upload.checksum_type else "")
     )
 
 
-def parts_list(bucket: str, key: str, page: PartList, *, marker: int, max_parts: int, owner_id: str) -> bytes:
+def parts_list(
+    bucket: str, key: str, page: PartList, *, marker: int, max_parts: int, owner_id: str
+) -> bytes:
     body = (
         _tag("Bucket", bucket)
         + _tag("Key", key)
@@ -341,6 +354,37 @@ def uploads_list(page: UploadsPage) -> bytes:
         for prefix in page.common_prefixes
     ]
     return _document("ListMultipartUploadsResult", "".join(parts))
+
+
+def object_attributes(info: ObjectInfo, wanted: Iterable[str]) -> bytes:
+    """GetObjectAttributes' answer, with the attributes ``wanted``."""
+    body = ""
+    if "ETag" in wanted:
+        body += _tag("ETag", info.etag)
+    if "Checksum" in wanted and info.checksums:
+        body += f"<Checksum>{_checksums(info.checksums, info.checksum_type)}</Checksum>"
+    if "ObjectParts" in wanted and info.parts_count is not None:
+        body += f"<ObjectParts>{_tag('TotalPartsCount', info.parts_count)}</ObjectParts>"
+    if "StorageClass" in wanted:
+        body += _tag("StorageClass", info.storage_class)
+    if "ObjectSize" in wanted:
+        body += _tag("ObjectSize", info.size)
+    return _document("GetObjectAttributesResponse", body)
+
+
+def private_acl(owner_id: str) -> bytes:
+    """The canned ``private`` ACL: the owner, with FULL_CONTROL."""
+    grantee = (
+        '<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:type="CanonicalUser">'
+        + _tag("ID", owner_id)
+        + _tag("DisplayName", owner_id)
+        + "</Grantee>"
+    )
+    grant = f"<Grant>{grantee}{_tag('Permission', 'FULL_CONTROL')}</Grant>"
+    return _document(
+        "AccessControlPolicy", owner(owner_id) + f"<AccessControlList>{grant}</AccessControlList>"
+    )
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -446,7 +490,9 @@ def complete_request(body: bytes) -> list[CompletedPart]:
             raise MalformedXML("every <Part> needs a <PartNumber> and an <ETag>")
         digits = number.text.strip()
         if not (digits.isascii() and digits.isdigit() and len(digits) <= 5):
-            raise MalformedXML(f"<PartNumber> must be a number from 1 to 10000, got {digits[:20]!r}")
+            raise MalformedXML(
+                f"<PartNumber> must be a number from 1 to 10000, got {digits[:20]!r}"
+            )
         checksums = {
             name: found.text.strip()
             for name in ALGORITHMS

@@ -327,6 +327,11 @@ class Receiver:
                 release,
                 tuple(opened.values()),
                 part_number=part_number,
+                part_checksums=(
+                    manifest.segments[part_number - 1].checksums
+                    if part_number is not None and part_number <= len(manifest.segments)
+                    else {}
+                ),
             )
         raise NotFound(f"object {key!r} was overwritten {OPEN_ATTEMPTS} times while opening it")
 
@@ -485,12 +490,16 @@ class Receiver:
         *,
         condition: WriteCondition | None = None,
         bucket: str | None = None,
+        expected_checksums: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         """Make the object from the parts named (number, ETag[, checksums]). Raises
         MalformedXML (no part), InvalidPartOrder, InvalidPart, EntityTooSmall,
-        NoSuchUpload; a second Complete of a completed upload returns the same
-        object. Parts uploaded but not named are deleted."""
-        return await multipart.complete(self, key, upload_id, parts, condition, bucket)
+        NoSuchUpload, BadDigest (``expected_checksums``, the whole object's, differ);
+        a second Complete of a completed upload returns the same object. Parts
+        uploaded but not named are deleted."""
+        return await multipart.complete(
+            self, key, upload_id, parts, condition, bucket, expected_checksums
+        )
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         """Abort an open upload and delete every part stored (NoSuchUpload if it is
