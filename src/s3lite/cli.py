@@ -35,6 +35,7 @@ from .gateway import GatewayApp
 from .gateway.auth.keystore import ROOT_PASSWORD_ENV, ROOT_USER_ENV, KeyStore, root_from_env
 from .gateway.auth.sigv4 import sign_headers
 from .orchestrator import POLICIES
+from .receiver.janitor import DEFAULT_MULTIPART_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .service import bind, parse_listen, run, serve, url_of
 from .storager import StorageNode
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="join policy of a new cluster (default: fill)")  # fmt: skip
         command.add_argument("--stripe-unit", type=int, default=DEFAULT_STRIPE_UNIT,
                              help="bytes dealt to a part at a time (default: 1 MiB)")  # fmt: skip
+        command.add_argument("--multipart-ttl", type=float, default=DEFAULT_MULTIPART_TTL,
+                             metavar="SECONDS", help="abort multipart uploads left open this "
+                             "long (default: 86400, 24 h)")  # fmt: skip
 
     serve_cmd = commands.add_parser(
         "serve", help="gateway and storage nodes in one process (the embedded default)"
@@ -143,6 +147,7 @@ async def _serve(args: argparse.Namespace) -> None:
         policy=args.policy,
         stripe_unit=args.stripe_unit,
         root_key=root_from_env(),
+        multipart_ttl=args.multipart_ttl,
     ) as cluster:
         app = _app(cluster, args.domain)
         url = url_of(sock)
@@ -191,6 +196,7 @@ async def _gateway(args: argparse.Namespace) -> None:
         policy=args.policy,
         stripe_unit=args.stripe_unit,
         root=root_from_env(),
+        multipart_ttl=args.multipart_ttl,
     )
     async with cluster:
         known = {info.address for info in cluster.orchestrator.topology.nodes}

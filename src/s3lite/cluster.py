@@ -35,7 +35,8 @@ from .gateway.auth.keystore import KeyStore
 from .orchestrator import Orchestrator, Topology, TopologyFile
 from .receiver import Janitor, Receiver, SqliteManifestStore
 from .receiver.buckets import Buckets
-from .receiver.janitor import DEFAULT_PENDING_TTL
+from .receiver.completion import MIN_PART_SIZE
+from .receiver.janitor import DEFAULT_MULTIPART_TTL, DEFAULT_PENDING_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .storager import StorageNode
 from .transport import MemoryTransport, Transport
@@ -55,7 +56,10 @@ class Cluster:
     ``janitor_interval`` seconds (None: only at open and when called). ``fsync=False``
     trades durability across power cuts (not process crashes) for speed. ``root`` is
     the gateway's root key (access key id, secret); None keeps the stored one or
-    generates one (``cluster.keys.generated_root`` then says so).
+    generates one (``cluster.keys.generated_root`` then says so). ``multipart_ttl``
+    is how long (seconds) a multipart upload may stay open before the janitor aborts
+    it (default 24 h); ``min_part_size`` is the least size of every part but the last
+    (S3's 5 MiB; tests lower it).
     """
 
     def __init__(
@@ -70,8 +74,16 @@ class Cluster:
         janitor_interval: float | None = DEFAULT_JANITOR_INTERVAL,
         fsync: bool = True,
         root: tuple[str, str] | None = None,
+        multipart_ttl: float = DEFAULT_MULTIPART_TTL,
+        min_part_size: int = MIN_PART_SIZE,
     ) -> None:
+        if multipart_ttl <= 0:
+            raise ValueError(f"multipart_ttl must be > 0 seconds, got {multipart_ttl}")
+        if min_part_size < 1:
+            raise ValueError(f"min_part_size must be >= 1 byte, got {min_part_size}")
         self.data_dir = Path(data_dir)
+        self._multipart_ttl = multipart_ttl
+        self._min_part_size = min_part_size
         self._root = root
         self._keys: KeyStore | None = None
         self.transport = transport
@@ -143,11 +155,17 @@ class Cluster:
         )
         self._stack.push_async_callback(manifests.close)
         orchestrator = Orchestrator(self.transport, store, policy=self._policy)
-        receiver = Receiver(orchestrator, manifests, stripe_unit=self._stripe_unit)
+        receiver = Receiver(
+            orchestrator,
+            manifests,
+            stripe_unit=self._stripe_unit,
+            min_part_size=self._min_part_size,
+        )
         janitor = Janitor(
             orchestrator,
             manifests,
             pending_ttl=self._pending_ttl,
+            multipart_ttl=self._multipart_ttl,
             in_flight=receiver.uploads_in_flight,
         )
         buckets = Buckets(manifests)
@@ -201,6 +219,8 @@ class LocalCluster(Cluster):
         janitor_interval: float | None = DEFAULT_JANITOR_INTERVAL,
         fsync: bool = True,
         root_key: tuple[str, str] | None = None,
+        multipart_ttl: float = DEFAULT_MULTIPART_TTL,
+        min_part_size: int = MIN_PART_SIZE,
     ) -> None:
         self.root = Path(root)
         self.transport: MemoryTransport = MemoryTransport()
@@ -213,6 +233,8 @@ class LocalCluster(Cluster):
             janitor_interval=janitor_interval,
             fsync=fsync,
             root=root_key,
+            multipart_ttl=multipart_ttl,
+            min_part_size=min_part_size,
         )
         self._initial_nodes = nodes
         self.nodes: dict[str, StorageNode] = {}

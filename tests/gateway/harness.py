@@ -26,8 +26,10 @@ import anyio.to_thread
 import attrs
 import boto3
 import botocore.config
+import pytest
 import uvicorn
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 from yarl import URL
 
 from s3lite import LocalCluster
@@ -267,9 +269,11 @@ async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
 
 
-def error_code(exc: Exception) -> tuple[int, str]:
-    """(HTTP status, S3 code) of a botocore ClientError."""
-    response = exc.response  # type: ignore[attr-defined]
+async def refused(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, str]:
+    """(HTTP status, S3 code) of a client call that must fail with a ClientError."""
+    with pytest.raises(ClientError) as caught:
+        await in_thread(function, *args, **kwargs)
+    response = caught.value.response
     return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
 
 

@@ -9,18 +9,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from tests.gateway.harness import (
     Gateway,
     client,
-    error_code,
     error_of,
     get,
     grant,
     in_thread,
     new_key,
     payload,
+    refused,
     snapshot,
 )
 
@@ -87,9 +86,10 @@ async def test_copy_within_and_across_buckets(s3: Any, gateway: Gateway) -> None
 
 async def test_copy_onto_itself_needs_replace(s3: Any) -> None:
     source = {"Bucket": "photos", "Key": "src key+%"}
-    with pytest.raises(ClientError) as caught:
-        await in_thread(s3.copy_object, Bucket="photos", Key="src key+%", CopySource=source)
-    assert error_code(caught.value) == (400, "InvalidRequest")
+    assert await refused(s3.copy_object, Bucket="photos", Key="src key+%", CopySource=source) == (
+        400,
+        "InvalidRequest",
+    )
     await in_thread(
         s3.copy_object,
         Bucket="photos",
@@ -112,31 +112,19 @@ async def test_copy_source_conditions(s3: Any, gateway: Gateway) -> None:
         {"CopySourceIfModifiedSince": "2999-01-01T00:00:00Z"},
         {"CopySourceIfUnmodifiedSince": "2000-01-01T00:00:00Z"},
     ):
-        with pytest.raises(ClientError) as caught:
-            await in_thread(
-                s3.copy_object, Bucket="photos", Key="dst", CopySource=source, **condition
-            )
-        assert error_code(caught.value) == (412, "PreconditionFailed"), condition
+        assert await refused(
+            s3.copy_object, Bucket="photos", Key="dst", CopySource=source, **condition
+        ) == (412, "PreconditionFailed"), condition
     assert await snapshot(gateway, "photos", "dst") == before
     await in_thread(
         s3.copy_object, Bucket="photos", Key="dst", CopySource=source, CopySourceIfMatch=etag
     )
-    with pytest.raises(ClientError) as caught:
-        await in_thread(
-            s3.copy_object,
-            Bucket="photos",
-            Key="dst",
-            CopySource={"Bucket": "photos", "Key": "nope"},
-        )
-    assert error_code(caught.value) == (404, "NoSuchKey")
-    with pytest.raises(ClientError) as caught:
-        await in_thread(
-            s3.copy_object,
-            Bucket="photos",
-            Key="dst",
-            CopySource={"Bucket": "nobucket", "Key": "k"},
-        )
-    assert error_code(caught.value) == (404, "NoSuchBucket")
+    assert await refused(
+        s3.copy_object, Bucket="photos", Key="dst", CopySource={"Bucket": "photos", "Key": "nope"}
+    ) == (404, "NoSuchKey")
+    assert await refused(
+        s3.copy_object, Bucket="photos", Key="dst", CopySource={"Bucket": "nobucket", "Key": "k"}
+    ) == (404, "NoSuchBucket")
 
 
 async def test_copy_needs_read_on_the_source_and_write_on_the_destination(
@@ -147,19 +135,17 @@ async def test_copy_needs_read_on_the_source_and_write_on_the_destination(
         await in_thread(alice.create_bucket, Bucket="alices")
         source = {"Bucket": "photos", "Key": "src key+%"}
         before = await snapshot(gateway, "alices", "stolen")
-        with pytest.raises(ClientError) as caught:
-            await in_thread(alice.copy_object, Bucket="alices", Key="stolen", CopySource=source)
-        assert error_code(caught.value) == (403, "AccessDenied")
-        with pytest.raises(ClientError) as caught:  # nor into a bucket it may only read
-            await in_thread(
-                alice.upload_part_copy,
-                Bucket="photos",
-                Key="x",
-                UploadId="u",
-                PartNumber=1,
-                CopySource=source,
-            )
-        assert error_code(caught.value) == (403, "AccessDenied")
+        assert await refused(
+            alice.copy_object, Bucket="alices", Key="stolen", CopySource=source
+        ) == (403, "AccessDenied")
+        assert await refused(
+            alice.upload_part_copy,
+            Bucket="photos",
+            Key="x",
+            UploadId="u",
+            PartNumber=1,
+            CopySource=source,
+        ) == (403, "AccessDenied")  # nor into a bucket it may only read
         assert await snapshot(gateway, "alices", "stolen") == before
         await grant(gateway, "allow", key, "photos", read=True)
         await in_thread(alice.copy_object, Bucket="alices", Key="stolen", CopySource=source)

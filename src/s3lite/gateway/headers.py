@@ -169,16 +169,6 @@ async def with_trailer_checksum(
             )
 
 
-async def at_most(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
-    """The body, EntityTooLarge as soon as it passes ``limit`` bytes."""
-    total = 0
-    async for chunk in chunks:
-        total += len(chunk)
-        if total > limit:
-            raise EntityTooLarge(f"a single upload is at most {limit} bytes (5 GiB); use multipart")
-        yield chunk
-
-
 def check_size(size: int | None, limit: int = MAX_SINGLE_UPLOAD) -> None:
     if size is not None and size > limit:
         raise EntityTooLarge(

@@ -17,7 +17,7 @@ from ..errors import InvalidArgument, NoSuchUpload
 from ..receiver import CompletedPart, MultipartUpload, checksums
 from ..receiver.buckets import object_key
 from . import headers as h
-from . import xml
+from . import xml, xmlparse
 from .call import Call, Handler, count_param, send_xml
 from .get import stored_key
 from .put import checked_body
@@ -72,7 +72,7 @@ async def upload_part(call: Call, send: Send) -> None:
 
 async def complete_multipart_upload(call: Call, send: Send) -> None:
     key = await stored_key(call)
-    parts = last_of_repeats(xml.complete_request(await call.read_body(MAX_COMPLETE_BODY)))
+    parts = last_of_repeats(xmlparse.complete_request(await call.read_body(MAX_COMPLETE_BODY)))
     info = await call.services.receiver.complete_multipart(
         key,
         upload_id(call),

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 from ..asgi import Send, send_bytes
 from ..receiver import ExpectedDigests
+from ..streams import at_most
 from . import headers as h
 from .auth.payload import Payload
 from .call import Call, Handler
@@ -27,7 +28,7 @@ def checked_body(call: Call, payload: Payload) -> tuple[AsyncIterator[bytes], Ex
     must match (the trailer's checksum filled in when the body ends)."""
     h.check_size(payload.size)
     expected = h.expected_digests(call.request.headers, payload.trailers)
-    chunks = h.at_most(payload.chunks, h.MAX_SINGLE_UPLOAD)
+    chunks = at_most(payload.chunks, h.MAX_SINGLE_UPLOAD, "a single upload (use multipart)")
     return h.with_trailer_checksum(chunks, payload.trailers, expected), expected
 
 

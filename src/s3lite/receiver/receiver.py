@@ -27,14 +27,13 @@ import anyio
 import attrs
 
 from ..errors import (
-    EntityTooLarge,
     InvalidArgument,
     InvalidPartNumber,
     NotFound,
     S3liteError,
 )
 from ..orchestrator import PARTS_PER_SEGMENT, Orchestrator, RoutingView, place_parts
-from ..streams import Body, iterate_body
+from ..streams import Body, at_most, iterate_body
 from . import copying, multipart, reads
 from .attributes import Attributes, check_body, is_int
 from .checksums import Digester, ExpectedDigests
@@ -175,7 +174,7 @@ class Receiver:
             with self.orchestrator.lease() as view:
                 chunks = iterate_body(body)
                 if max_size is not None:
-                    chunks = _at_most(chunks, max_size)
+                    chunks = at_most(chunks, max_size, "a part")
                 prepared = await prepare(chunks, size, self.stripe_unit, PARTS_PER_SEGMENT)
                 sectors = place_parts(view.placement_rings, key, upload_id)
                 try:
@@ -541,12 +540,3 @@ def _check_part_number(manifest: Manifest, part_number: object) -> int:
     if part_number > count:  # type: ignore[operator]
         raise InvalidPartNumber(f"object {manifest.key!r} has {count} part(s), not {part_number}")
     return part_number  # type: ignore[return-value]
-
-
-async def _at_most(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
-    total = 0
-    async for chunk in chunks:
-        total += len(chunk)
-        if total > limit:
-            raise EntityTooLarge(f"a part is at most {limit} bytes; the body is larger")
-        yield chunk
