@@ -50,7 +50,11 @@ export S3LITE_ROOT_USER=${S3LITE_ROOT_USER:-S3T$(random_id 8 | tr a-f A-F)}
 export S3LITE_ROOT_PASSWORD=${S3LITE_ROOT_PASSWORD:-$(random_id 20)}
 
 mkfifo "$WORK/out"
-"$S3LITE" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/out" 2>"$WORK/server.log" &
+# --region: the suite's test_bucket_get_location creates a bucket in its api_name
+# and reads it back; s3lite says every bucket is in the gateway's one region.
+export API_NAME=${API_NAME:-s3lite-test}
+"$S3LITE" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --region "$API_NAME" \
+  >"$WORK/out" 2>"$WORK/server.log" &
 SERVER=$!
 # The first line says where it listens; read it (bounded) instead of polling.
 exec 3<"$WORK/out"

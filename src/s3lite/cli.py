@@ -34,6 +34,7 @@ from .cluster import Cluster, LocalCluster
 from .gateway import GatewayApp
 from .gateway.auth.keystore import ROOT_PASSWORD_ENV, ROOT_USER_ENV, KeyStore, root_from_env
 from .gateway.auth.sigv4 import sign_headers
+from .gateway.call import DEFAULT_REGION
 from .orchestrator import POLICIES
 from .receiver.janitor import DEFAULT_MULTIPART_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
@@ -43,6 +44,10 @@ from .transport.http import HttpTransport
 from .transport.http_node import NodeApp
 
 DEFAULT_LISTEN = "127.0.0.1:9000"
+REGION_HELP = (
+    "the region GetBucketLocation names (default: us-east-1); any region is accepted "
+    "in signatures and bucket configurations"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--nodes", type=int, default=6, help="nodes of a new cluster (>= 6)")
     cluster_options(serve_cmd)
     serve_cmd.add_argument("--domain", help="serve virtual-hosted-style requests for BUCKET.DOMAIN")
+    serve_cmd.add_argument("--region", default=DEFAULT_REGION, help=REGION_HELP)
 
     node_cmd = commands.add_parser("node", help="one storage node")
     node_cmd.add_argument("--data-dir", type=Path, required=True)
@@ -82,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway_cmd.add_argument(
         "--domain", help="serve virtual-hosted-style requests for BUCKET.DOMAIN"
     )
+    gateway_cmd.add_argument("--region", default=DEFAULT_REGION, help=REGION_HELP)
 
     def admin_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--gateway", required=True, metavar="URL")
@@ -149,7 +156,7 @@ async def _serve(args: argparse.Namespace) -> None:
         root_key=root_from_env(),
         multipart_ttl=args.multipart_ttl,
     ) as cluster:
-        app = _app(cluster, args.domain)
+        app = _app(cluster, args.domain, args.region)
         url = url_of(sock)
         root = cluster.keys.root
         print(f"s3lite gateway listening on {url} ({len(cluster.nodes)} nodes in {args.data_dir})")
@@ -165,9 +172,14 @@ async def _serve(args: argparse.Namespace) -> None:
         await serve(app, sock)
 
 
-def _app(cluster: Cluster, domain: str | None) -> GatewayApp:
+def _app(cluster: Cluster, domain: str | None, region: str) -> GatewayApp:
     return GatewayApp(
-        cluster.receiver, cluster.buckets, cluster.orchestrator, cluster.keys, domain=domain
+        cluster.receiver,
+        cluster.buckets,
+        cluster.orchestrator,
+        cluster.keys,
+        domain=domain,
+        region=region,
     )
 
 
@@ -202,7 +214,7 @@ async def _gateway(args: argparse.Namespace) -> None:
         known = {info.address for info in cluster.orchestrator.topology.nodes}
         for address in set(args.node) - known:
             print(f"ignoring --node {address}: not in the cluster; use `s3lite join`")
-        app = _app(cluster, args.domain)
+        app = _app(cluster, args.domain, args.region)
         _announce_root(cluster.keys)
         print(f"s3lite gateway listening on {url_of(sock)}", flush=True)
         await serve(app, sock)

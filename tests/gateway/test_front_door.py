@@ -341,6 +341,15 @@ async def test_delete_objects(gateway: Gateway, bucket: str) -> None:
         assert (status, error_of(answer)["Code"]) == (400, "MalformedXML")
 
 
+async def test_the_gateways_region_is_every_buckets_location(cluster: LocalCluster) -> None:
+    async with serving(cluster, region="eu-test-1") as gateway:
+        assert (await gateway.request("PUT", "/placed"))[0] == 200
+        status, _, body = await gateway.request("GET", "/placed?location")
+        assert (status, ET.fromstring(body).text) == (200, "eu-test-1")
+        status, headers, _ = await gateway.request("HEAD", "/placed")
+        assert (status, headers["x-amz-bucket-region"]) == (200, "eu-test-1")
+
+
 async def test_buckets_location_versioning_and_pages(gateway: Gateway) -> None:
     for name in ("b-one", "b-two", "b-three"):
         assert (
@@ -351,7 +360,8 @@ async def test_buckets_location_versioning_and_pages(gateway: Gateway) -> None:
             )
         )[0] == 200
     status, _, body = await gateway.request("GET", "/b-one?location")
-    assert (status, ET.fromstring(body).tag) == (200, f"{NS}LocationConstraint")
+    location = ET.fromstring(body)
+    assert (status, location.tag, location.text) == (200, f"{NS}LocationConstraint", None)
     status, _, body = await gateway.request("GET", "/b-one?versioning")
     assert ET.fromstring(body).findtext(f"{NS}Status") is None
     names: list[str] = []

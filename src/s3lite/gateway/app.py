@@ -58,7 +58,7 @@ from . import list as listing
 from .auth import sigv4
 from .auth.keystore import KeyStore
 from .auth.policy import NOBODY, Identity, allowed
-from .call import Call, Handler, Services
+from .call import DEFAULT_REGION, Call, Handler, Services
 from .errors import entry_of, is_known
 from .router import ADMIN_PREFIX, Access, Operation, route
 
@@ -133,11 +133,12 @@ class GatewayApp(App):
         *,
         body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT,
         domain: str | None = None,
+        region: str = DEFAULT_REGION,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.services = Services(
-            receiver, buckets, orchestrator, keys, self.in_flight, body_idle_timeout
+            receiver, buckets, orchestrator, keys, self.in_flight, body_idle_timeout, region
         )
         self.domain = domain
         self.clock = clock

@@ -63,7 +63,8 @@ async def create_bucket(call: Call, send: Send) -> None:
 
 async def head_bucket(call: Call, send: Send) -> None:
     await call.services.buckets.check(call.bucket)
-    await send_head(send, 200, [("x-amz-bucket-region", "us-east-1"), ("content-length", "0")])
+    region = call.services.region
+    await send_head(send, 200, [("x-amz-bucket-region", region), ("content-length", "0")])
 
 
 async def delete_bucket(call: Call, send: Send) -> None:
@@ -74,7 +75,7 @@ async def delete_bucket(call: Call, send: Send) -> None:
 
 async def get_bucket_location(call: Call, send: Send) -> None:
     await call.services.buckets.check(call.bucket)
-    await send_xml(send, xml.location())
+    await send_xml(send, xml.location(call.services.region))
 
 
 async def get_bucket_versioning(call: Call, send: Send) -> None:

@@ -29,6 +29,8 @@ from .auth.policy import Identity
 from .auth.sigv4 import Verified
 from .router import Operation
 
+DEFAULT_REGION = "us-east-1"
+
 
 @attrs.frozen
 class Services:
@@ -40,6 +42,9 @@ class Services:
     keys: KeyStore
     in_flight: InFlight
     body_idle_timeout: float
+    region: str = DEFAULT_REGION
+    """The one region of the cluster: where GetBucketLocation and HeadBucket say every
+    bucket is (requests signed for any region are accepted all the same)."""
 
 
 @attrs.frozen

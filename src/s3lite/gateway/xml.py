@@ -200,9 +200,9 @@ def delete_result(deleted: Iterable[str], errors: Iterable[tuple[str, str, str]]
     return _document("DeleteResult", body)
 
 
-def location() -> bytes:
-    """GetBucketLocation: empty, which means us-east-1 (every region is accepted)."""
-    return _document("LocationConstraint", "")
+def location(region: str) -> bytes:
+    """GetBucketLocation: the cluster's region, empty for us-east-1 (as S3 answers)."""
+    return _document("LocationConstraint", "" if region == "us-east-1" else text(region))
 
 
 def versioning() -> bytes:
