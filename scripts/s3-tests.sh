@@ -23,7 +23,7 @@ SUBSETS=${SUBSETS:-core extended}
 DIR=${S3TESTS_DIR:-}
 if [ -z "$DIR" ]; then
   for candidate in ../shared/s3-tests /work/shared/s3-tests; do
-    [ -x "$candidate/run.sh" ] && { DIR=$candidate; break; }
+    [ -f "$candidate/run.sh" ] && { DIR=$candidate; break; }
   done
 fi
 if [ -z "$DIR" ] || [ ! -f "$DIR/run.sh" ]; then
@@ -73,6 +73,9 @@ new_key() {
 }
 { read -r ALT_ACCESS; read -r ALT_SECRET; } < <(new_key s3tests-alt)
 { read -r TENANT_ACCESS; read -r TENANT_SECRET; } < <(new_key s3tests-tenant)
+if [ -z "${ALT_SECRET:-}" ] || [ -z "${TENANT_SECRET:-}" ]; then
+  echo "s3-tests: s3lite key create failed; the server's log:" >&2; cat "$WORK/server.log" >&2; exit 2
+fi
 export ALT_ACCESS ALT_SECRET TENANT_ACCESS TENANT_SECRET
 export HOST=127.0.0.1 PORT ACCESS=$S3LITE_ROOT_USER SECRET=$S3LITE_ROOT_PASSWORD
 
@@ -84,7 +87,7 @@ mkdir -p "$LOGS"
 status=0
 summaries=()
 for subset in $SUBSETS; do
-  JUNIT_XML=$LOGS/$subset.xml "$DIR/run.sh" "$subset" >"$LOGS/$subset.log" 2>&1
+  JUNIT_XML=$LOGS/$subset.xml bash "$DIR/run.sh" "$subset" >"$LOGS/$subset.log" 2>&1
   summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOGS/$subset.log" | tail -1)
   grep -E '^(FAILED|ERROR) ' "$LOGS/$subset.log" | sed "s/^/s3-tests $subset: /"
   passed=${summary%% passed*}
