@@ -225,7 +225,7 @@ async def test_a_streamed_join_sends_steps_progress_and_the_result(gateway: Gate
                 assert response.headers["content-type"] == "application/x-ndjson"
                 events = [json.loads(line) async for line in response.content]
         steps = [e["step"] for e in events if e["event"] == "step"]
-        assert steps == ["plan", "drain", "re-home", "copy", "switch", "drain", "drop"]
+        assert steps == ["plan", "drain", "re-home", "copy", "switch", "drain", "reconcile", "drop"]
         assert events[-1] == {"event": "done", "result": {"node_id": "node-7"}}
         last = [e["progress"] for e in events if "progress" in e][-1]
         assert last["items_done"] == last["items_total"] > 0
