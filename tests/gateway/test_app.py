@@ -686,6 +686,12 @@ async def test_admin_status_describes_the_ring(gateway: Gateway, bucket: str) ->
     usage = await gateway.cluster.usage()
     assert {n["id"]: n["bytes"] for n in nodes} == usage
     assert sum(usage.values()) >= 60_000
+    # six nodes, target parity 2: new objects get none, and status says so
+    parity = status["parity"]
+    assert (parity["target"], parity["effective"]) == (2, 0)
+    assert (parity["writable_nodes"], parity["nodes"]) == (6, 6)
+    assert "until 8 nodes can" in parity["warning"]
+    assert status["heal_queue"] == 0
 
 
 async def test_admin_join_adds_a_node_and_refuses_a_duplicate(
