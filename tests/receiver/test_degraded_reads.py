@@ -54,12 +54,16 @@ class Harness:
         finally:
             self._portal_cm.__exit__(None, None, None)
 
-    async def write(self, data: bytes, unit: int, parity: int) -> Segment:
+    async def write(self, data: bytes, unit: int, parity: int, batch: int) -> Segment:
+        """Write a segment, its rows gathered ``batch`` bytes per part at a time (the
+        writer's SEND_BATCH: small, so groups of rows start and end everywhere)."""
         upload_id = uuid.uuid4().hex
         orchestrator = self.cluster.orchestrator
         with orchestrator.lease() as view:
             sectors = place_parts(view.placement_rings, "key", upload_id, parts=6 + parity)
-            writer = SegmentWriter(orchestrator, view, upload_id, 0, sectors, unit)
+            writer = SegmentWriter(
+                orchestrator, view, upload_id, 0, sectors, unit, send_batch=batch
+            )
 
             async def body() -> Any:
                 for start in range(0, len(data), 1000):
@@ -105,12 +109,20 @@ def without(segment: Segment, lost: set[int]) -> Segment:
 
 
 @st.composite
-def segments(draw: st.DrawFn) -> tuple[bytes, int, int]:
-    """(bytes, stripe unit, parity): sizes from empty to five rows with odd tails."""
+def segments(draw: st.DrawFn) -> tuple[bytes, int, int, int]:
+    """(bytes, stripe unit, parity, send batch): sizes from empty to five rows with odd
+    tails, or ending exactly at a unit, a row or a group of rows."""
     unit = draw(st.integers(1, 40))
-    size = draw(st.integers(0, 5 * DATA_UNITS * unit + unit - 1))
+    rows = draw(st.integers(0, 5))
+    size = draw(
+        st.one_of(
+            st.integers(0, 5 * DATA_UNITS * unit + unit - 1),
+            st.builds(lambda units: units * unit, st.integers(0, rows * DATA_UNITS + 5)),
+        )
+    )
     parity = draw(st.integers(0, MAX_PARITY))
-    return os.urandom(size), unit, parity
+    batch = draw(st.integers(1, 4 * unit))
+    return os.urandom(size), unit, parity, batch
 
 
 PROPERTY = settings(
@@ -121,10 +133,10 @@ PROPERTY = settings(
 @PROPERTY
 @given(segments(), st.data())
 def test_any_six_parts_rebuild_the_segment_and_any_range(
-    harness: Harness, drawn: tuple[bytes, int, int], data: st.DataObject
+    harness: Harness, drawn: tuple[bytes, int, int, int], data: st.DataObject
 ) -> None:
-    content, unit, parity = drawn
-    segment = harness.run(harness.write, content, unit, parity)
+    content, unit, parity, batch = drawn
+    segment = harness.run(harness.write, content, unit, parity, batch)
     assert segment.parity == parity
     assert [p.length for p in segment.parts[6:]] == [segment.parts[0].length] * parity
     if not content:
@@ -146,15 +158,15 @@ def test_any_six_parts_rebuild_the_segment_and_any_range(
 @PROPERTY
 @given(segments(), st.data())
 def test_a_damaged_part_is_detected_never_used(
-    harness: Harness, drawn: tuple[bytes, int, int], data: st.DataObject
+    harness: Harness, drawn: tuple[bytes, int, int, int], data: st.DataObject
 ) -> None:
     """Up to ``parity`` parts lost and one more damaged (data or parity): the read
     returns the exact bytes, or, when the damaged part was needed and there is no
     parity left to read around it, fails saying so; never other bytes."""
-    content, unit, parity = drawn
+    content, unit, parity, batch = drawn
     if not content:
         return
-    segment = harness.run(harness.write, content, unit, parity)
+    segment = harness.run(harness.write, content, unit, parity, batch)
     everything = range(DATA_UNITS + parity)
     lost = data.draw(st.sets(st.sampled_from(everything), max_size=parity), label="lost")
     index = data.draw(st.sampled_from([i for i in everything if i not in lost]), label="damaged")

@@ -83,6 +83,20 @@ async def test_standard_objects_get_two_parity_parts_on_eight_distinct_nodes(
     assert await heal_items(cluster) == set()
 
 
+@pytest.mark.parametrize(("unit", "units"), [(1 << 20, 8), (64 << 10, 20), (64 << 10, 24)])
+async def test_objects_ending_on_a_unit_get_all_their_parity(
+    tmp_path: Path, unit: int, units: int
+) -> None:
+    """The last group of rows ends exactly where a unit does (8 MiB with 1 MiB units:
+    a row and two units): its parity is sent all the same."""
+    async with eight_nodes(tmp_path / "c", stripe_unit=unit) as cluster:
+        data = os.urandom(unit * units)
+        await cluster.receiver.put_object("k", chunked(data, 100_000))
+        (segment,) = (await manifest_of(cluster, "k")).segments
+        assert [p.length for p in segment.parts[6:]] == [segment.parts[0].length] * 2
+        assert await read_all(cluster, "k") == data
+
+
 async def test_reduced_redundancy_objects_get_none(cluster: LocalCluster) -> None:
     data = os.urandom(50_000)
     await cluster.receiver.put_object("rrs", data, storage_class="REDUCED_REDUNDANCY")

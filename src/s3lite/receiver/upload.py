@@ -197,6 +197,8 @@ class SegmentWriter:
     unit: int
     digester: Digester = attrs.field(factory=lambda: Digester(None))
     """Sees every byte of the body in order (MD5 and any checksum asked for)."""
+    send_batch: int = attrs.field(kw_only=True, default=SEND_BATCH)
+    """Bytes per part a group of rows gathers (SEND_BATCH; tests make it small)."""
     size: int = attrs.field(init=False, default=0)
     _hashers: list[xxhash.xxh3_64] = attrs.field(init=False, factory=list)
     _stored: dict[int, int] = attrs.field(init=False, factory=dict)
@@ -303,7 +305,7 @@ class SegmentWriter:
         name = part_name(self.upload_id, self.number, index)
         senders = []
         owner, *recipients = self.view.write_owners(sector)
-        depth = max(1, PART_QUEUE * SEND_BATCH // self._batch_size)
+        depth = max(1, PART_QUEUE * self.send_batch // self._batch_size)
         send, receive = anyio.create_memory_object_stream[bytes](depth)
         group.start_soon(self._put, owner, sector, name, index, receive)
         senders.append(send)
@@ -315,7 +317,7 @@ class SegmentWriter:
 
     @property
     def _group_rows(self) -> int:
-        return max(1, SEND_BATCH // self.unit)
+        return max(1, self.send_batch // self.unit)
 
     @property
     def _batch_size(self) -> int:
@@ -432,7 +434,7 @@ class SegmentWriter:
                         await send_parity()
         if declared is not None and self.size != declared:
             raise BodyLengthMismatch(declared=declared, received=self.size)
-        if any(pending):  # the last, incomplete group
+        if any(pending) or any(batches):  # the last group, incomplete
             for index in range(DATA_UNITS):
                 if pending[index]:
                     await flush(index)
