@@ -443,7 +443,9 @@ class FailsUpload(Wrapper):
         self.error = error
         self.at_end = at_end
 
-    async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
+    async def put_part(
+        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+    ) -> PartStat:
         async for _ in body:
             if not self.at_end:
                 break
@@ -460,20 +462,24 @@ class CommitsAnyway(Wrapper):
         super().__init__(node)
         self.background = background
 
-    async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
+    async def put_part(
+        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+    ) -> PartStat:
         received = [bytes(chunk) async for chunk in body]
         try:
             await anyio.sleep(self.DELAY)
         except anyio.get_cancelled_exc_class():
-            self.background.start_soon(self._commit, sector, name, received)
+            self.background.start_soon(self._commit, sector, name, received, length)
             raise
-        return await self._commit(sector, name, received)
+        return await self._commit(sector, name, received, length)
 
-    async def _commit(self, sector: int, name: str, received: Collection[bytes]) -> PartStat:
+    async def _commit(
+        self, sector: int, name: str, received: Collection[bytes], length: int | None
+    ) -> PartStat:
         await anyio.sleep(self.DELAY)
 
         async def replay() -> AsyncIterator[bytes]:
             for chunk in received:
                 yield chunk
 
-        return await self.node.put_part(sector, name, replay())
+        return await self.node.put_part(sector, name, replay(), length=length)

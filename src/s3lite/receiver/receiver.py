@@ -207,6 +207,7 @@ class Receiver:
                         sectors,
                         prepared.unit,
                         digester,
+                        expected_size=prepared.size,
                     )
                     segment = await writer.write(prepared.chunks, size)
                     segment = attrs.evolve(segment, checksums=digester.verify())

@@ -89,6 +89,8 @@ class Prepared:
 
     unit: int
     chunks: AsyncIterator[bytes]
+    size: int | None = None
+    """The body's size when known: declared, or read ahead to its end."""
 
 
 async def prepare(
@@ -101,13 +103,14 @@ async def prepare(
     the front of a list, a quadratic number of moves) per byte.
     """
     if declared is not None:
-        return Prepared(unit_for(declared, max_unit, parts), chunks)
+        return Prepared(unit_for(declared, max_unit, parts), chunks, declared)
     buffered = _Coalescer()
     async for chunk in chunks:
         buffered.add(chunk)
         if buffered.total > parts * max_unit:
             return Prepared(max_unit, _replay(buffered.pieces(), chunks))
-    return Prepared(unit_for(buffered.total, max_unit, parts), _replay(buffered.pieces(), chunks))
+    unit = unit_for(buffered.total, max_unit, parts)
+    return Prepared(unit, _replay(buffered.pieces(), chunks), buffered.total)
 
 
 class _Coalescer:
@@ -197,6 +200,9 @@ class SegmentWriter:
     unit: int
     digester: Digester = attrs.field(factory=lambda: Digester(None))
     """Sees every byte of the body in order (MD5 and any checksum asked for)."""
+    expected_size: int | None = attrs.field(kw_only=True, default=None)
+    """The segment's size if known before its body is read (a declared length): each
+    part is then sent with its length (put_part ``length``)."""
     send_batch: int = attrs.field(kw_only=True, default=SEND_BATCH)
     """Bytes per part a group of rows gathers (SEND_BATCH; tests make it small)."""
     size: int = attrs.field(init=False, default=0)
@@ -311,9 +317,16 @@ class SegmentWriter:
         senders.append(send)
         for recipient in recipients:
             send, receive = anyio.create_memory_object_stream[bytes](depth)
-            group.start_soon(self._put_copy, recipient, sector, name, receive)
+            group.start_soon(self._put_copy, recipient, sector, name, index, receive)
             senders.append(send)
         return senders
+
+    def _length(self, index: int) -> int | None:
+        """Part ``index``'s length, when the segment's size is known in advance."""
+        if self.expected_size is None:
+            return None
+        layout = Layout(self.expected_size, self.unit, DATA_UNITS)
+        return layout.part_length(index if index < DATA_UNITS else 0)
 
     @property
     def _group_rows(self) -> int:
@@ -325,11 +338,18 @@ class SegmentWriter:
 
     async def _body(self, receive: MemoryObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:
         """A part's body: its batches, ending with UploadAborted if the upload was
-        abandoned (so the node discards the part instead of committing it)."""
+        abandoned. The last batch is held back until the body is known to end well:
+        a node that had every byte could commit the part (its length is known to it)
+        even though the upload was abandoned after."""
+        held: bytes | None = None
         async for batch in receive:
-            yield batch
+            if held is not None:
+                yield held
+            held = batch
         if self._aborted:
             raise UploadAborted(f"upload {self.upload_id} was abandoned")
+        if held is not None:
+            yield held
 
     async def _put(
         self,
@@ -346,7 +366,7 @@ class SegmentWriter:
             self._writers.append(scope)
             try:
                 stat = await self.orchestrator.client(node_id).put_part(
-                    sector, name, self._body(receive)
+                    sector, name, self._body(receive), length=self._length(index)
                 )
             except UploadAborted:
                 return
@@ -363,7 +383,12 @@ class SegmentWriter:
             self._dealing.cancel()  # six parts can no longer be stored: stop now
 
     async def _put_copy(
-        self, node_id: str, sector: int, name: str, receive: MemoryObjectReceiveStream[bytes]
+        self,
+        node_id: str,
+        sector: int,
+        name: str,
+        index: int,
+        receive: MemoryObjectReceiveStream[bytes],
     ) -> None:
         """Write the part to a node joining with its sector. Best effort: the donor's
         copy is the one that counts until the switch, so a failure here only tells the
@@ -372,7 +397,9 @@ class SegmentWriter:
         with anyio.CancelScope(shield=True) as scope, receive:
             self._writers.append(scope)
             try:
-                await self.orchestrator.client(node_id).put_part(sector, name, self._body(receive))
+                await self.orchestrator.client(node_id).put_part(
+                    sector, name, self._body(receive), length=self._length(index)
+                )
             except UploadAborted:
                 return
             except S3liteError as exc:
