@@ -25,16 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from tests.s3sign import SignedSession
 
-from benchmarks.client import (
-    PHASE_TIMEOUT,
-    RequestFailed,
-    check_status,
-    concurrently,
-    download,
-    percentile,
-    rate,
-    session,
-)
+from benchmarks import client as http
 
 if TYPE_CHECKING:
     from benchmarks.service import Options, Rig
@@ -46,8 +37,8 @@ STOPPED = 3
 async def _conditions(gateway_url: str) -> dict[str, str]:
     """Node address -> condition (up, down, full, joining), as the gateway's status
     says after probing every node."""
-    async with session() as client, client.get(f"{gateway_url}/_admin/status") as response:
-        await check_status(response)
+    async with http.session() as client, client.get(f"{gateway_url}/_admin/status") as response:
+        await http.check_status(response)
         status: dict[str, Any] = await response.json()
     return {node["address"]: node["condition"] for node in status["nodes"]}
 
@@ -66,21 +57,21 @@ async def stopped_node(
 
     async def get(client: SignedSession, number: int) -> None:
         async with client.get(f"{base}/{number % objects:05d}") as response:
-            await check_status(response)
+            await http.check_status(response)
             if len(await response.read()) != 4096:
-                raise RequestFailed(f"GET {base}/{number % objects:05d}: short")
+                raise http.RequestFailed(f"GET {base}/{number % objects:05d}: short")
 
-    _, healthy = await concurrently(clients, options.small_gets, get)
+    _, healthy = await http.concurrently(clients, options.small_gets, get)
     victim = rig.servers.nodes[STOPPED]
     victim.process.send_signal(signal.SIGSTOP)
     try:
-        _, first_window = await concurrently(clients, 4 * len(clients), get)
+        _, first_window = await http.concurrently(clients, 4 * len(clients), get)
         await _wait_until(rig.servers.url, victim.url, "down")
-        _, after = await concurrently(clients, options.small_gets, get)
+        _, after = await http.concurrently(clients, options.small_gets, get)
     finally:
         victim.process.send_signal(signal.SIGCONT)
     await _wait_until(rig.servers.url, victim.url, "up")
-    healthy_p99, after_p99 = percentile(healthy, 0.99), percentile(after, 0.99)
+    healthy_p99, after_p99 = http.percentile(healthy, 0.99), http.percentile(after, 0.99)
     return {
         "stopped_healthy_p99_ms": 1000 * healthy_p99,
         "stopped_node_p99_ms": 1000 * after_p99,
@@ -118,9 +109,9 @@ async def degraded_download(options: Options, rig: Rig, key: str, digest: int) -
         await _wait_until(rig.servers.url, node.url, "down")
     size = options.large_bytes
     figures: dict[str, float] = {}
-    async with session() as client, rig.phase("download-degraded", figures) as spent:
-        with anyio.fail_after(PHASE_TIMEOUT):
-            seconds = await download(client, f"{rig.servers.url}/{key}", size, digest)
-    figures["degraded_download_mb_s"] = rate(size, seconds)
+    async with http.session() as client, rig.phase("download-degraded", figures) as spent:
+        with anyio.fail_after(http.PHASE_TIMEOUT):
+            seconds = await http.download(client, f"{rig.servers.url}/{key}", size, digest)
+    figures["degraded_download_mb_s"] = http.rate(size, seconds)
     figures["cpu_s_per_gib_download_degraded"] = spent["all"] / (size / (1 << 30))
     return figures

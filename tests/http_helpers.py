@@ -7,7 +7,8 @@ import hashlib
 import io
 import random
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,29 @@ from multidict import CIMultiDict
 
 from tests.processes import Service
 from tests.s3sign import SignedSession
+
+
+@asynccontextmanager
+async def signed_session() -> AsyncIterator[SignedSession]:
+    """Requests signed with the root key the gateway processes get (tests/processes.py)."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        yield SignedSession(session)
+
+
+async def for_each(
+    objects: dict[str, bytes], action: Callable[[str, bytes], Awaitable[None]], limit: int = 8
+) -> None:
+    """``action(key, data)`` for every object, ``limit`` at a time."""
+    limiter = anyio.CapacityLimiter(limit)
+
+    async def one(key: str, data: bytes) -> None:
+        async with limiter:
+            await action(key, data)
+
+    async with anyio.create_task_group() as group:
+        for key, data in objects.items():
+            group.start_soon(one, key, data)
 
 
 def payload(seed: object, size: int) -> bytes:
@@ -76,34 +100,25 @@ async def create_bucket(http: SignedSession, service: Service, bucket: str) -> N
 async def upload_all(
     http: SignedSession, service: Service, bucket: str, objects: dict[str, bytes]
 ) -> None:
-    limiter = anyio.CapacityLimiter(8)
+    async def put(key: str, data: bytes) -> None:
+        await put_ok(http, service.url(bucket, key), data)
 
-    async def one(key: str, data: bytes) -> None:
-        async with limiter:
-            await put_ok(http, service.url(bucket, key), data)
-
-    async with anyio.create_task_group() as group:
-        for key, data in objects.items():
-            group.start_soon(one, key, data)
+    await for_each(objects, put)
 
 
 async def assert_all_readable(
     http: SignedSession, service: Service, bucket: str, objects: dict[str, bytes]
 ) -> None:
     """Every object reads back byte-exact, with its ETag."""
-    limiter = anyio.CapacityLimiter(8)
 
-    async def one(key: str, data: bytes) -> None:
-        async with limiter:
-            code, headers, body = await get(http, service.url(bucket, key))
+    async def check(key: str, data: bytes) -> None:
+        code, headers, body = await get(http, service.url(bucket, key))
         assert code == 200, (key, code, body[:300])
         assert len(body) == len(data), key
         assert body == data, key
         assert headers["etag"] == f'"{md5(data)}"', key
 
-    async with anyio.create_task_group() as group:
-        for key, data in objects.items():
-            group.start_soon(one, key, data)
+    await for_each(objects, check)
 
 
 def part_files(data_dir: Path) -> dict[str, int]:

@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import anyio
 import pytest
 
+from tests.counting import Progress
 from tests.http_helpers import (
     assert_all_readable,
     create_bucket,
@@ -33,6 +33,7 @@ from tests.http_helpers import (
     payload,
     put_object,
     put_ok,
+    signed_session,
     status,
     upload_all,
 )
@@ -54,29 +55,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def http() -> AsyncIterator[SignedSession]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
-        yield SignedSession(session)
-
-
-class Counter:
-    """Completed operations; :meth:`more` waits for N more (no polling, no sleeping)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._waiters: list[tuple[int, anyio.Event]] = []
-
-    def tick(self) -> None:
-        self.count += 1
-        for target, event in list(self._waiters):
-            if self.count >= target:
-                event.set()
-                self._waiters.remove((target, event))
-
-    async def more(self, operations: int) -> None:
-        event = anyio.Event()
-        self._waiters.append((self.count + operations, event))
-        await event.wait()
+    async with signed_session() as session:
+        yield session
 
 
 async def node_states(http: SignedSession, service: Service) -> dict[str, dict[str, Any]]:
@@ -108,7 +88,7 @@ async def test_two_nodes_killed_while_clients_read_and_write(
             await create_bucket(http, service, "durable")
             acked = {f"seed/{n}": payload(f"s{n}", 300_001 + n * 97_001) for n in range(10)}
             await upload_all(http, service, "durable", acked)
-            done, failures = Counter(), []
+            done, failures = Progress(), []
             stop = anyio.Event()
 
             async def writer(number: int) -> None:
@@ -160,7 +140,7 @@ async def test_a_stopped_node_stalls_no_request(tmp_path: Path, http: SignedSess
             await create_bucket(http, service, "stopped")
             objects = {f"o{n}": payload(f"o{n}", 256 * KiB + n) for n in range(12)}
             await upload_all(http, service, "stopped", objects)
-            done, failures = Counter(), []
+            done, failures = Progress(), []
             timings: list[tuple[float, float]] = []  # (start, seconds)
             stop = anyio.Event()
 

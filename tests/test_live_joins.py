@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from s3lite import LocalCluster, NotFound
+from tests.counting import Progress
 from tests.receiver.helpers import unreferenced_parts
 from tests.test_cluster import assert_invariant_one, read_all, referenced_bytes
 
@@ -24,26 +25,6 @@ pytestmark = pytest.mark.anyio
 CLIENTS = 4
 KEYS_PER_CLIENT = 12
 OPS_PER_STEP = 8
-
-
-class Progress:
-    """Counts completed client operations; lets a waiter wait for N more."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._waiters: list[tuple[int, anyio.Event]] = []
-
-    def tick(self) -> None:
-        self.count += 1
-        for target, event in list(self._waiters):
-            if self.count >= target:
-                event.set()
-                self._waiters.remove((target, event))
-
-    async def more(self, operations: int) -> None:
-        event = anyio.Event()
-        self._waiters.append((self.count + operations, event))
-        await event.wait()
 
 
 @pytest.mark.parametrize(("seed", "policy"), [(1, "fill"), (2, "fill"), (3, "half"), (4, "ketama")])

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import anyio
 import anyio.abc
 import attrs
@@ -39,6 +38,7 @@ from tests.http_helpers import (
     payload,
     put_object,
     put_ok,
+    signed_session,
     status,
     upload_all,
     xml_message,
@@ -72,9 +72,8 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
 @pytest.fixture
 async def http() -> AsyncIterator[SignedSession]:
     """Requests signed with the root key the gateway processes get (tests/processes.py)."""
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
-        yield SignedSession(session)
+    async with signed_session() as session:
+        yield session
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 from s3lite import LocalCluster, NodeUnavailable
 from s3lite.orchestrator import part_name
 from s3lite.receiver import Manifest
+from s3lite.storager.partfile import HEADER_SIZE, Header
 
 
 async def read_all(
@@ -49,6 +50,13 @@ def part_path(cluster: LocalCluster, manifest: Manifest, index: int, segment: in
     owner = cluster.nodes[cluster.orchestrator.ring.owner(part.sector)]
     name = part_name(stored.upload_id, stored.number, index)
     return owner.data_dir / "sectors" / f"{part.sector:03d}" / name
+
+
+def damage(path: Path, offset: int, bits: int = 0x01) -> None:
+    """Flip ``bits`` of payload byte ``offset`` in a part file, as bit rot would."""
+    raw = bytearray(path.read_bytes())
+    raw[Header.unpack(raw[:HEADER_SIZE]).payload_offset(offset)] ^= bits
+    path.write_bytes(bytes(raw))
 
 
 def owner_of(cluster: LocalCluster, manifest: Manifest, index: int, segment: int = 0) -> str:

@@ -28,7 +28,7 @@ from s3lite.orchestrator import part_name, place_parts
 from s3lite.receiver import Segment
 from s3lite.receiver.fetch import SegmentFetch
 from s3lite.receiver.upload import SegmentWriter
-from s3lite.storager.partfile import Header
+from tests.receiver.helpers import damage
 
 T = TypeVar("T")
 
@@ -174,10 +174,7 @@ def test_a_damaged_part_is_detected_never_used(
     if not length:
         return
     offset = data.draw(st.integers(0, length - 1), label="damaged byte")
-    path = harness.path(segment, index)
-    raw = bytearray(path.read_bytes())
-    raw[Header(length).payload_offset(offset)] ^= 1 << data.draw(st.integers(0, 7))
-    path.write_bytes(bytes(raw))
+    damage(harness.path(segment, index), offset, 1 << data.draw(st.integers(0, 7)))
     first = data.draw(st.integers(0, len(content) - 1), label="first")
     last = data.draw(st.integers(first, len(content) - 1), label="last")
     got = harness.run(harness.read_or_error, without(segment, lost), first, last)

@@ -23,10 +23,10 @@ from s3lite import (
 )
 from s3lite.receiver.healing import HealReason
 from s3lite.storager import StorageNode
-from s3lite.storager.partfile import Header
 from s3lite.transport.base import ByteStream, PartStat
 from tests.receiver.helpers import (
     chunked,
+    damage,
     manifest_of,
     owner_of,
     part_path,
@@ -153,9 +153,7 @@ async def test_a_damaged_range_reads_the_right_bytes(tmp_path: Path) -> None:
         await cluster.receiver.put_object("rot", data)
         manifest = await manifest_of(cluster, "rot")
         path = part_path(cluster, manifest, 2)
-        raw = bytearray(path.read_bytes())
-        raw[Header(manifest.segments[0].parts[2].length).payload_offset(25_600)] ^= 0x01
-        path.write_bytes(bytes(raw))
+        damage(path, 25_600)
         assert await read_all(cluster, "rot", 127_990, 128_010) == data[127_990:128_011]
         assert await read_all(cluster, "rot") == data
         assert not path.exists()
@@ -193,10 +191,7 @@ async def test_a_block_damaged_mid_stream_switches_to_parity_where_it_stopped(
     data = os.urandom(1_500_000)  # parts of ~250 KB: four blocks each
     await cluster.receiver.put_object("k", data)
     manifest = await manifest_of(cluster, "k")
-    path = part_path(cluster, manifest, 3)
-    raw = bytearray(path.read_bytes())
-    raw[Header(manifest.segments[0].parts[3].length).payload_offset(200_000)] ^= 0x80
-    path.write_bytes(bytes(raw))
+    damage(part_path(cluster, manifest, 3), 200_000, 0x80)
     assert await read_all(cluster, "k") == data
 
 

@@ -35,6 +35,7 @@ all six parts carry data, as a body of declared size does.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
@@ -55,6 +56,7 @@ from ..errors import (
 from ..orchestrator import Orchestrator, RoutingView, part_name
 from ..orchestrator.placement import place_parts, segment_parity
 from ..streams import single_error
+from ..transport.base import PartStat
 from .checksums import Digester
 from .healing import HealQueue, HealReason
 from .manifest import STANDARD, PartRecord, Segment
@@ -310,14 +312,11 @@ class SegmentWriter:
         sector = self.sectors[index]
         name = part_name(self.upload_id, self.number, index)
         senders = []
-        owner, *recipients = self.view.write_owners(sector)
         depth = max(1, PART_QUEUE * self.send_batch // self._batch_size)
-        send, receive = anyio.create_memory_object_stream[bytes](depth)
-        group.start_soon(self._put, owner, sector, name, index, receive)
-        senders.append(send)
-        for recipient in recipients:
+        for number, node_id in enumerate(self.view.write_owners(sector)):
             send, receive = anyio.create_memory_object_stream[bytes](depth)
-            group.start_soon(self._put_copy, recipient, sector, name, index, receive)
+            put = functools.partial(self._put, primary=number == 0)
+            group.start_soon(put, node_id, sector, name, index, receive)
             senders.append(send)
         return senders
 
@@ -358,54 +357,55 @@ class SegmentWriter:
         name: str,
         index: int,
         receive: MemoryObjectReceiveStream[bytes],
+        *,
+        primary: bool,
     ) -> None:
-        """Write the part to the node that serves it. Shielded from cancellation (an
-        abandoned upload ends the body instead, see _abort), so this returns only once
-        the node has answered, given up or timed out."""
-        with anyio.CancelScope(shield=True) as scope, receive:
-            self._writers.append(scope)
-            try:
-                stat = await self.orchestrator.client(node_id).put_part(
-                    sector, name, self._body(receive), length=self._length(index)
-                )
-            except UploadAborted:
-                return
-            except S3liteError as exc:
-                self._part_failed(index, node_id, exc)
-                async for _ in receive:  # the dealer never waits on a part nobody writes
-                    pass
-                return
-            self._stored[index] = stat.length
+        """Write the part to a node routing names for it. The node that serves the
+        sector (``primary``) counts: a failure records the part missing. A node
+        joining with the sector is best effort: the donor's copy is the one that
+        counts until the switch, so a failure there only tells the orchestrator to
+        copy the sector again."""
+        outcome = await self._send(node_id, sector, name, index, receive)
+        if isinstance(outcome, S3liteError):
+            if primary:
+                self._part_failed(index, node_id, outcome)
+            else:
+                self.orchestrator.note_dual_write_failure(node_id, outcome)
+        elif outcome is not None and primary:
+            self._stored[index] = outcome.length
 
     def _part_failed(self, index: int, node_id: str, error: S3liteError) -> None:
         self._failed[index] = (node_id, error)
         if len(self._failed) > self.parity:
             self._dealing.cancel()  # six parts can no longer be stored: stop now
 
-    async def _put_copy(
+    async def _send(
         self,
         node_id: str,
         sector: int,
         name: str,
         index: int,
         receive: MemoryObjectReceiveStream[bytes],
-    ) -> None:
-        """Write the part to a node joining with its sector. Best effort: the donor's
-        copy is the one that counts until the switch, so a failure here only tells the
-        orchestrator to copy the sector again; the rest of the part is drained so the
-        upload never waits on a channel nobody reads."""
+    ) -> PartStat | S3liteError | None:
+        """Stream one part to one node: what it stored, why it failed (the rest of the
+        part is then drained, so the dealer never waits on a part nobody writes), or
+        None if the upload was abandoned. Shielded from cancellation (an abandoned
+        upload ends the body instead, see _abort), so this returns only once the node
+        has answered, given up or timed out."""
+        outcome: PartStat | S3liteError | None = None
         with anyio.CancelScope(shield=True) as scope, receive:
             self._writers.append(scope)
             try:
-                await self.orchestrator.client(node_id).put_part(
+                outcome = await self.orchestrator.client(node_id).put_part(
                     sector, name, self._body(receive), length=self._length(index)
                 )
             except UploadAborted:
-                return
+                pass
             except S3liteError as exc:
-                self.orchestrator.note_dual_write_failure(node_id, exc)
+                outcome = exc
                 async for _ in receive:
                     pass
+        return outcome
 
     async def _deal(
         self,
