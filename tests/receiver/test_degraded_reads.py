@@ -72,7 +72,7 @@ class Harness:
             return await writer.write(body(), len(data))
 
     async def read(self, segment: Segment, first: int, last: int) -> bytes:
-        fetch = SegmentFetch(self.cluster.receiver.reads, segment, first, last)
+        fetch = SegmentFetch(self.cluster.receiver.read_context, segment, first, last)
         try:
             return b"".join([chunk async for chunk in fetch.chunks()])
         finally:

@@ -5,6 +5,7 @@ node failing mid-upload or a full disk, and nothing left behind when a write fai
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Collection
 from pathlib import Path
@@ -113,10 +114,18 @@ async def test_reduced_redundancy_objects_get_none(cluster: LocalCluster) -> Non
     assert (await manifest_of(cluster, "copy")).segments[0].parity == 2
 
 
-async def test_six_nodes_write_no_parity_and_queue_nothing(tmp_path: Path) -> None:
+async def test_six_nodes_write_no_parity_and_queue_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """LocalCluster(root, nodes=6) keeps working: target 2, parity 0 until nodes join
-    (the healer raises those objects after a join, not from the heal queue)."""
+    (the healer raises those objects after a join, not from the heal queue); it says
+    so in a warning when it opens."""
     async with eight_nodes(tmp_path / "six", nodes=6) as cluster:
+        (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert warning.getMessage().startswith(
+            "target parity is 2 but only 6 of 6 nodes can take new parts: new objects "
+            "get 0 parity part(s) until 8 nodes can"
+        )
         assert cluster.orchestrator.target_parity == 2
         assert cluster.orchestrator.parity_status().effective == 0
         await cluster.receiver.put_object("k", os.urandom(10_000))

@@ -150,6 +150,7 @@ class SegmentFetch:
                 raise
             finally:
                 await source.aclose()
+                await _close(readers)  # if the generator never started, it closed none
 
     async def aclose(self) -> None:
         readers, self._readers = self._readers, None

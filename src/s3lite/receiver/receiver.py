@@ -107,7 +107,7 @@ class Receiver:
         self.heal = heal or HealQueue(manifests, metrics=orchestrator.metrics.durability)
         """Where reads and writes report segments for the healer (the cluster runs its
         flusher; without one, call ``heal.flush()``)."""
-        self.reads = ReadContext(orchestrator, manifests, self.heal)
+        self.read_context = ReadContext(orchestrator, manifests, self.heal)
         orchestrator.catalog = manifests
 
     # -- writing -----------------------------------------------------------------------
@@ -336,12 +336,12 @@ class Receiver:
                 pieces = reads.pieces_of(manifest, first, last)
                 opened = None
                 if pieces:
-                    opened = await reads.open_segment(self.reads, pieces[0])
+                    opened = await reads.open_segment(self.read_context, pieces[0])
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self.release(held)
                 raise
-            chunks = reads.stream(self.reads, pieces, opened)
+            chunks = reads.stream(self.read_context, pieces, opened)
 
             async def release(held: tuple[str, ...] = held) -> None:
                 await self.release(held)
