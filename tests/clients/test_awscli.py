@@ -109,7 +109,8 @@ def test_sync_both_ways(aws: Client, tmp_path: Path) -> None:
     assert lines(aws("s3", "sync", "--no-progress", local, remote).stdout) == []
     make_file(local / "a" / "deeper" / "two.bin", "sync-changed", 3 * MiB + 1)
     [upload] = lines(aws("s3", "sync", "--no-progress", local, remote).stdout)
-    assert upload.startswith("upload: ") and upload.endswith(f"{remote}a/deeper/two.bin")
+    assert upload.startswith("upload: ")
+    assert upload.endswith(f"{remote}a/deeper/two.bin")
     [download] = lines(aws("s3", "sync", "--no-progress", remote, down).stdout)
     assert download.startswith(f"download: {remote}a/deeper/two.bin")
     assert tree(down) == tree(local)
