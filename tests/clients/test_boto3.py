@@ -65,29 +65,46 @@ def test_upload_and_download_file_100_mib(s3: Any, bucket: str, tmp_path: Path) 
     assert sha256(back) == digest
 
 
-def test_presigned_get_and_put_with_urllib(s3: Any, bucket: str, endpoint: Endpoint) -> None:
-    data = seeded("presigned", 3 * MiB + 17)
-    signer = boto3_client(endpoint, signature_version="s3v4")
+@pytest.mark.parametrize(
+    ("signature_version", "marker"),
+    [(None, "Signature="), ("s3v4", "X-Amz-Signature=")],
+    ids=["default-sigv2", "s3v4"],
+)
+def test_presigned_get_and_put_with_urllib(
+    s3: Any, bucket: str, endpoint: Endpoint, signature_version: str | None, marker: str
+) -> None:
+    """boto3 presigns with SigV2 unless told ``signature_version="s3v4"``: both work.
+    A SigV2 URL signs the Content-Type, so the PUT names one and sends it."""
+    config = {"signature_version": signature_version} if signature_version else {}
+    signer = boto3_client(endpoint, **config)
+    key = f"pre/signed {signature_version}"
+    data = seeded(key, 3 * MiB + 17)
+    typed = {"ContentType": "application/x-test"}
     put_url = signer.generate_presigned_url(
-        "put_object", Params={"Bucket": bucket, "Key": "pre/signed key"}, ExpiresIn=300
+        "put_object", Params={"Bucket": bucket, "Key": key, **typed}, ExpiresIn=300
     )
-    assert "X-Amz-Signature=" in put_url
-    request = urllib.request.Request(put_url, data=data, method="PUT")
+    assert marker in put_url
+    sent = {"Content-Type": "application/x-test"}
+    request = urllib.request.Request(put_url, data=data, method="PUT", headers=sent)
     with urllib.request.urlopen(request, timeout=60) as response:
         assert response.status == 200
         assert response.headers["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
     get_url = signer.generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": "pre/signed key"}, ExpiresIn=300
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300
     )
+    assert marker in get_url
     with urllib.request.urlopen(get_url, timeout=60) as response:
+        assert response.headers["Content-Type"] == "application/x-test"
         assert response.read() == data
     # The URL is bound to its method and key: a PUT signed for one key cannot write another.
-    other = put_url.replace("signed%20key", "other%20key")
+    other = put_url.replace("signed%20", "other%20")
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(urllib.request.Request(other, data=b"x", method="PUT"), timeout=60)
+        urllib.request.urlopen(
+            urllib.request.Request(other, data=b"x", method="PUT", headers=sent), timeout=60
+        )
     assert refused.value.code == 403
     refused.value.close()
-    assert error_of(s3.head_object, Bucket=bucket, Key="pre/other key")[0] == 404
+    assert error_of(s3.head_object, Bucket=bucket, Key=key.replace("signed", "other"))[0] == 404
 
 
 def pages(s3: Any, operation: str, **params: Any) -> list[dict[str, Any]]:

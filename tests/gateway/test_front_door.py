@@ -35,6 +35,7 @@ from tests.s3sign import (
     Seed,
     aws_chunked,
     presign,
+    presign_v2,
     sign,
 )
 
@@ -114,6 +115,43 @@ async def test_presigned_get_and_put_and_expiry(gateway: Gateway, stored: str) -
         async with raw.get(bad) as response:
             assert response.status == 400
             assert error_of(await response.read())["Code"] == "AuthorizationHeaderMalformed"
+
+
+async def test_sigv2_presigned_urls(gateway: Gateway, stored: str, bucket: str) -> None:
+    """What boto3 and `aws s3 presign` make by default: they work as SigV4's do."""
+    raw = gateway.session.session
+    async with raw.get(presign_v2("GET", gateway.url + stored, expires=60)) as response:
+        assert (response.status, await response.read()) == (200, DATA)
+    typed = {"Content-Type": "text/x-v2"}
+    url = presign_v2("PUT", gateway.url + stored + "2", expires=60, headers=typed)
+    assert "content-type=text%2Fx-v2" in url  # botocore's copy of the signed header
+    async with raw.put(url, data=b"presigned v2", headers=typed) as response:
+        assert response.status == 200
+    status, headers, body = await gateway.request("GET", stored + "2")
+    assert (status, headers["Content-Type"], body) == (200, "text/x-v2", b"presigned v2")
+    before = await snapshot(gateway, bucket)
+    refusals = [
+        (presign_v2("PUT", gateway.url + stored, expires=-1), typed, "AccessDenied"),
+        (url, {"Content-Type": "text/other"}, "SignatureDoesNotMatch"),
+        (url.replace("/k2?", "/k3?"), typed, "SignatureDoesNotMatch"),
+        (
+            presign_v2(
+                "PUT", gateway.url + stored, credentials=Credentials(ROOT.access_key, "wrong")
+            ),
+            {},
+            "SignatureDoesNotMatch",
+        ),
+        (
+            presign_v2("PUT", gateway.url + stored, credentials=Credentials("NOSUCHKEY", "x")),
+            {},
+            "InvalidAccessKeyId",
+        ),
+    ]
+    for target, sent, code in refusals:
+        async with raw.put(target, data=b"refused", headers=sent) as response:
+            assert response.status == 403, target
+            assert error_of(await response.read())["Code"] == code
+    assert await snapshot(gateway, bucket) == before
 
 
 async def test_a_body_that_does_not_match_its_signed_hash_stores_nothing(
