@@ -252,6 +252,53 @@ async def test_issue_6_probes_change_nothing(
     assert await snapshot(gateway, bucket) == before
 
 
+def acl_body(owner: str, *grantees: str) -> bytes:
+    """An AccessControlPolicy (as s3cmd sends one) granting FULL_CONTROL to each of
+    ``grantees``: a canonical user id, or a group URI."""
+    grants = "".join(
+        "<Grant><Grantee xmlns:xsi='http://www.w3.org/2001/XMLSchema-instance' "
+        + (
+            f"xsi:type='Group'><URI>{g}</URI>"
+            if "://" in g
+            else f"xsi:type='CanonicalUser'><ID>{g}</ID>"
+        )
+        + "</Grantee><Permission>FULL_CONTROL</Permission></Grant>"
+        for g in grantees
+    )
+    return (
+        "<AccessControlPolicy xmlns='http://s3.amazonaws.com/doc/2006-03-01/'>"
+        f"<Owner><ID>{owner}</ID></Owner><AccessControlList>{grants}</AccessControlList>"
+        "</AccessControlPolicy>"
+    ).encode()
+
+
+async def test_an_acl_body_saying_private_is_accepted(
+    gateway: Gateway, stored: str, bucket: str
+) -> None:
+    """What s3cmd puts back after a copy: the ACL GetObjectAcl gave. Only that."""
+    owner = ROOT.access_key
+    before = await snapshot(gateway, bucket)
+    for target in (stored, f"/{bucket}"):
+        status, _, acl = await gateway.request("GET", target + "?acl")
+        assert status == 200
+        assert (await gateway.request("PUT", target + "?acl", data=acl))[0] == 200
+        assert (await gateway.request("PUT", target + "?acl", data=acl_body(owner, owner)))[
+            0
+        ] == 200
+    everyone = "http://acs.amazonaws.com/groups/global/AllUsers"
+    for body, answer in [
+        (acl_body(owner, owner, everyone), (501, "NotImplemented")),
+        (acl_body(owner, "SOMEONEELSE"), (501, "NotImplemented")),
+        (acl_body("SOMEONEELSE", owner), (501, "NotImplemented")),
+        (acl_body(owner), (501, "NotImplemented")),
+        (b"<Tagging/>", (400, "MalformedXML")),
+        (b"<AccessControlPolicy", (400, "MalformedXML")),
+    ]:
+        status, _, sent = await gateway.request("PUT", stored + "?acl", data=body)
+        assert (status, error_of(sent)["Code"]) == answer
+    assert await snapshot(gateway, bucket) == before
+
+
 async def test_bucket_probes_change_nothing(gateway: Gateway, stored: str, bucket: str) -> None:
     before = await snapshot(gateway, bucket)
     for method, query in [
