@@ -18,11 +18,13 @@ import pytest
 from tests.clients.tools import (
     LISTED,
     REGION,
+    TREE,
     Client,
     Endpoint,
     MiB,
     binary,
     isolated_env,
+    lines,
     make_file,
     make_tree,
     sha256,
@@ -32,7 +34,6 @@ from tests.clients.tools import (
 pytestmark = pytest.mark.clients
 
 BUCKET = "cli"
-TREE = {"readme.txt": 1000, "a/one.bin": 70_000, "a/deeper/two.bin": 3 * MiB, "b/three": 0}
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +52,6 @@ def aws(endpoint: Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Client:
     client = Client(command, isolated_env(home), endpoint)
     client("s3", "mb", f"s3://{BUCKET}")
     return client
-
-
-def lines(output: str) -> list[str]:
-    return [line.strip() for line in output.splitlines() if line.strip()]
 
 
 def test_mb_and_ls_with_folders(aws: Client, listed: dict[str, str], tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 from tests.clients.tools import (
     LISTED,
     REGION,
+    TREE,
     Client,
     Endpoint,
     MiB,
@@ -32,7 +33,6 @@ from tests.clients.tools import (
 pytestmark = pytest.mark.clients
 
 BUCKET = "rclone"
-TREE = {"readme.txt": 1000, "a/one.bin": 70_000, "a/deeper/two.bin": 3 * MiB, "b/three": 10}
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,13 @@ import pytest
 
 from tests.clients.tools import (
     REGION,
+    TREE,
     Client,
     Endpoint,
     MiB,
     binary,
     isolated_env,
+    lines,
     make_file,
     make_tree,
     sha256,
@@ -30,7 +32,6 @@ from tests.clients.tools import (
 pytestmark = pytest.mark.clients
 
 BUCKET = "s3cmd"
-TREE = {"readme.txt": 1000, "a/one.bin": 70_000, "a/deeper/two.bin": 3 * MiB, "b/three": 0}
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +53,6 @@ def s3cmd(endpoint: Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Clien
     client = Client((binary("s3cmd"), "-c", str(config)), isolated_env(home), endpoint)
     client("mb", f"s3://{BUCKET}")
     return client
-
-
-def lines(output: str) -> list[str]:
-    return [line.strip() for line in output.splitlines() if line.strip()]
 
 
 def test_put_100_mib_multipart(s3cmd: Client, s3: Any, tmp_path: Path) -> None:

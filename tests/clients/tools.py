@@ -25,6 +25,9 @@ MiB = 1 << 20
 REGION = "us-east-1"
 CLIENT_TIMEOUT = 180.0
 """Seconds any one client command may take (a 100 MiB transfer takes a few)."""
+TREE = {"readme.txt": 1000, "a/one.bin": 70_000, "a/deeper/two.bin": 3 * MiB, "b/three": 10}
+"""A local folder the sync and recursive tests make: files at the top, in a folder, in
+a sub-folder."""
 LISTED = 1500
 """Keys in the bucket every client lists (conftest.py's ``listed``)."""
 _CHUNK = 4 * MiB
@@ -167,6 +170,11 @@ def tree(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def lines(output: str) -> list[str]:
+    """A client's output: its non-blank lines, stripped."""
+    return [line.strip() for line in output.splitlines() if line.strip()]
 
 
 def tail(log: Path, lines: int = 20) -> str:
