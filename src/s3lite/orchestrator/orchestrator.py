@@ -130,7 +130,7 @@ class Orchestrator:
         self._clients: dict[NodeId, ObservedClient] = {}
         self.metrics = metrics or GatewayMetrics()
         self.liveness = Liveness()
-        """Which nodes are up (liveness.py); H4's placement and reads ask it."""
+        """Which nodes are up (liveness.py): placement and reads route around down ones."""
         self.liveness.listeners.append(self._on_liveness_change)
         self.probe_timeout = probe_timeout
         self.progress: Progress | None = None

@@ -27,7 +27,7 @@ from .striping import Layout
 STANDARD = "STANDARD"
 REDUCED_REDUNDANCY = "REDUCED_REDUNDANCY"
 STORAGE_CLASSES = (STANDARD, REDUCED_REDUNDANCY)
-"""Stored and reported; the durability work gives them meaning (parity or none)."""
+"""STANDARD gets the cluster's target parity, REDUCED_REDUNDANCY none (upload.place_segment)."""
 
 FULL_OBJECT = "FULL_OBJECT"
 COMPOSITE = "COMPOSITE"
