@@ -71,6 +71,9 @@ SEND_BATCH = 256 * 1024
 syscall whatever its size, so small pieces (a client's small TCP reads, small stripe
 units) would make the CPU the bottleneck."""
 
+HASH_BATCH = 1 << 20
+"""Bytes of the body hashed per hop to the worker thread (OrderedHasher)."""
+
 INLINE_ENCODE = 64 * 1024
 """Groups whose batches are at most this long are encoded on the event loop: the code
 takes microseconds there, less than a hop to a worker thread."""
@@ -257,7 +260,10 @@ class SegmentWriter:
     ) -> None:
         """Deal the body, unless too many writers fail first (they cancel the deal)."""
         with self._dealing:
-            await self._deal(chunks, declared, senders)
+            async with anyio.create_task_group() as group:
+                hasher = OrderedHasher(self.digester, group)
+                await self._deal(chunks, declared, senders, hasher)
+                await hasher.finish()
         if self._dealing.cancelled_caught:
             raise self._too_few_parts()
 
@@ -412,6 +418,7 @@ class SegmentWriter:
         chunks: AsyncIterable[bytes],
         declared: int | None,
         senders: list[list[MemoryObjectSendStream[bytes]]],
+        hasher: OrderedHasher,
     ) -> None:
         """Deal the body to the data parts, group by group, and send each group's
         parity once its data is out."""
@@ -446,7 +453,7 @@ class SegmentWriter:
             start = self.size
             if declared is not None and start + len(chunk) > declared:
                 raise BodyLengthMismatch(declared=declared, received=start + len(chunk))
-            self.digester.update(chunk)
+            await hasher.add(chunk)
             self.size += len(chunk)
             view = memoryview(chunk)
             position = 0
@@ -466,6 +473,47 @@ class SegmentWriter:
                 if pending[index]:
                     await flush(index)
             await send_parity()
+
+
+class OrderedHasher:
+    """Feeds the body to the digester (the ETag's MD5, any checksum asked for) in a
+    worker thread, a batch at a time and in order, while the event loop goes on
+    dealing: MD5 is about half of the gateway's work per byte, and hashlib releases
+    the GIL, so on a second core it costs the upload no time. One batch is hashed
+    while the next gathers; a small body is hashed on the loop at the end."""
+
+    def __init__(self, digester: Digester, group: anyio.abc.TaskGroup) -> None:
+        self._digester = digester
+        self._group = group
+        self._gathered: list[bytes] = []
+        self._size = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    async def add(self, chunk: bytes) -> None:
+        self._gathered.append(chunk)
+        self._size += len(chunk)
+        if self._size >= HASH_BATCH:
+            await self._idle.wait()  # the previous batch first: digests are ordered
+            batch, self._gathered, self._size = self._gathered, [], 0
+            self._idle = anyio.Event()
+            self._group.start_soon(self._hash, batch, self._idle)
+
+    async def _hash(self, batch: list[bytes], done: anyio.Event) -> None:
+        try:
+            await anyio.to_thread.run_sync(self._update, batch)
+        finally:
+            done.set()
+
+    def _update(self, batch: list[bytes]) -> None:
+        for chunk in batch:
+            self._digester.update(chunk)
+
+    async def finish(self) -> None:
+        """Hash what is left; the digester is complete once this returns."""
+        await self._idle.wait()
+        self._update(self._gathered)
+        self._gathered, self._size = [], 0
 
 
 async def _encode(codec: Codec, batches: list[bytes]) -> list[bytes]:
