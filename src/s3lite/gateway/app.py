@@ -18,7 +18,10 @@ and logged, in that order, and every error goes through the one table (errors.py
    figures go to the metrics (s3lite_requests_total and friends).
 
 Health checks (``/health/live``, ``/health/ready``, ops.py) are answered before all
-this when the request is unsigned, and are neither logged nor counted.
+this when the request is unsigned, and are neither logged nor counted. The web console
+(``/_console/...``, console/) takes steps 2 to 5 itself: it is not S3, and its
+requests carry a session cookie instead of a signature; they are logged and counted
+like any other (operation ``Console`` or ``Console.<S3 operation>``).
 
 An error answered before the request body was read to its end closes the connection
 (``Connection: close``): with ``Expect: 100-continue`` the client never sends the body
@@ -69,6 +72,8 @@ from .auth import sigv4
 from .auth.keystore import KeyStore
 from .auth.policy import NOBODY, Identity, allowed
 from .call import Call, Handler, Services
+from .console import PREFIX as CONSOLE_PREFIX
+from .console import Console, Visit
 from .errors import entry_of, is_known
 from .ops import HEALTH_PATHS, answer_health, is_unsigned
 from .router import ADMIN_PREFIX, Access, Operation, route
@@ -127,6 +132,7 @@ class GatewayApp(App):
         self.clock = clock
         self.metrics = metrics or orchestrator.metrics
         """Where requests are counted (the cluster's registry, by default)."""
+        self.console = Console(self.services, clock=clock)
 
     async def reject(self, scope: Scope, send: Send, error: BadRequest) -> None:
         request_id = uuid.uuid4().hex[:16]
@@ -146,7 +152,11 @@ class GatewayApp(App):
         access_key = "-"
         operation = "-"
         self.metrics.http.in_flight.inc()
+        console = Visit() if request.segments[0] == CONSOLE_PREFIX else None
         try:
+            if console is not None:
+                await self.console.handle(request, exchange.send, request_id, console)
+                return
             identity, verified = self._authenticate(request)
             access_key = identity.access_key
             op = route(request.method, path, request.query, request.headers, domain=self.domain)
@@ -163,6 +173,8 @@ class GatewayApp(App):
                 raise ResponseAborted(f"failed after the response started: {exc}") from exc
             await self._error(request, exchange, exc, path, request_id)
         finally:
+            if console is not None:
+                access_key, operation = console.access_key, console.operation
             seconds = time.monotonic() - started
             self.metrics.http.in_flight.dec()
             self.metrics.http.observe(
@@ -229,7 +241,7 @@ class GatewayApp(App):
         if not exchange.body_done and ("connection", "close") not in headers:
             headers = [*headers, ("connection", "close")]
         send = exchange.send
-        if request.segments[0] == ADMIN_PREFIX:
+        if request.segments[0] in (ADMIN_PREFIX, CONSOLE_PREFIX):
             error = {"error": type(exc).__name__, "message": message}
             await send_json(send, entry.status, error, headers)
         elif entry.status == 304:
