@@ -7,7 +7,7 @@ PORT ?= 9000
 DATA ?= data
 METRICS ?=
 
-.PHONY: run test test-large lint format bench clean
+.PHONY: run test test-large lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -38,6 +38,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The web console's pictures in docs/ (needs Debian's chromium and chromium-driver)
+screenshots: $(STAMP)
+	$(BIN)/python -m benchmarks screenshots
 
 clean:
 	rm -rf $(VENV) .bench .mypy_cache .ruff_cache .hypothesis

@@ -109,3 +109,63 @@ def ring_owners(driver: Any) -> list[str]:
         " p => p.getAttribute('data-owner'))"
     )
     return owners
+
+
+def open_tab(driver: Any, name: str) -> None:
+    """Click the console's tab ``name`` (ring, nodes, objects, keys)."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, f'nav a[data-tab="{name}"]').click()
+    wait_for(
+        driver,
+        lambda d: d.find_element(By.ID, f"tab-{name}").is_displayed(),
+        f"the {name} tab",
+    )
+
+
+def wait_for_ring(driver: Any, nodes: int) -> list[str]:
+    """Wait until the ring shows 360 sectors owned by ``nodes`` nodes; the owners."""
+
+    def drawn(d: Any) -> list[str] | None:
+        owners = ring_owners(d)
+        return owners if len(owners) == 360 and len(set(owners) - {None}) == nodes else None
+
+    owners: list[str] = wait_for(driver, drawn, f"360 sectors owned by {nodes} nodes")
+    return owners
+
+
+def join(driver: Any, node_url: str, timeout: float = 120.0) -> tuple[str, int]:
+    """Start a join of ``node_url`` from the ring tab and wait for its end; (the new
+    node's id, how many sectors the page saw moving to it)."""
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.ID, "join-node")
+    field.clear()
+    field.send_keys(node_url)
+    driver.find_element(By.ID, "join-button").click()
+    panel = driver.find_element(By.ID, "join-panel")
+    node_id: str = wait_for(
+        driver, lambda d: panel.get_attribute("data-joined"), "the join", timeout
+    )
+    return node_id, int(panel.get_attribute("data-moved"))
+
+
+def query(driver: Any, css: str, what: str = "getAttribute('data-node')") -> Any:
+    """``element.<what>`` of the first element matching ``css`` (None if there is
+    none), read in the page in one step: the console redraws its tables on every
+    poll, so a WebElement found earlier may be gone by the time it is read."""
+    return driver.execute_script(
+        f"const e = document.querySelector(arguments[0]); return e ? e.{what} : null;", css
+    )
+
+
+def click(driver: Any, css: str, what: str) -> None:
+    """Click the first element matching ``css`` once there is one (found and clicked
+    in one step in the page, for the same reason as :func:`query`)."""
+    wait_for(
+        driver,
+        lambda d: d.execute_script(
+            "const e = document.querySelector(arguments[0]); if (e) e.click(); return !!e;", css
+        ),
+        what,
+    )

@@ -123,11 +123,13 @@ async def _hold(
 @attrs.define
 class Service:
     """Six node processes and a gateway process, all under ``root`` (started by
-    :func:`running_service`), as the service tests and the operations tests use them."""
+    :func:`running_service`), as the service tests and the operations tests use them;
+    ``size`` nodes are in the cluster, any more are spares, ready to join."""
 
     root: Path
     group: anyio.abc.TaskGroup
     gateway: Server | None = None
+    size: int = NODES
     _nodes: dict[int, Server] = attrs.Factory(dict)
 
     @property
@@ -162,7 +164,7 @@ class Service:
         """Start the gateway (``options`` are more flags, say --log-format json)."""
         node_flags: list[str] = []
         if with_nodes:
-            for node in self.nodes[:NODES]:
+            for node in self.nodes[: self.size]:
                 node_flags += ["--node", node.url]
         args = (
             "gateway", "--data-dir", self.gateway_dir, "--listen", "127.0.0.1:0",
@@ -178,14 +180,18 @@ class Service:
 
 
 @asynccontextmanager
-async def running_service(root: Path, *gateway_options: str) -> AsyncIterator[Service]:
-    """Six node processes and a gateway process under ``root``, stopped at the end."""
+async def running_service(
+    root: Path, *gateway_options: str, nodes: int = NODES, spares: int = 0
+) -> AsyncIterator[Service]:
+    """``nodes`` node processes (six by default) and a gateway process over them, and
+    ``spares`` more node processes outside the cluster (``service.nodes[nodes:]``),
+    all under ``root``, stopped at the end."""
     async with contextlib.AsyncExitStack() as stack:
         group = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(group.cancel_scope.cancel)  # runs first: stops every process
-        cluster = Service(root, group)
+        cluster = Service(root, group, size=nodes)
         async with anyio.create_task_group() as starting:
-            for index in range(NODES):
+            for index in range(nodes + spares):
                 starting.start_soon(cluster.start_node, index)
         await cluster.start_gateway(*gateway_options)
         yield cluster

@@ -114,7 +114,7 @@ export class ObjectsView {
       el("td", { text: dateTime(object.last_modified) }),
       el("td", { text: object.storage_class }),
       el("td", { class: "actions" },
-        el("button", { class: "plain", type: "button", text: "Details", onclick: () => this.showDetails(object.key) }),
+        el("button", { class: "plain details", type: "button", text: "Details", onclick: () => this.showDetails(object.key) }),
         el("a", { href: apiUrl("download", query), download: object.key.split("/").pop(), class: "download", text: "Download" }),
         confirmButton("Delete", async () => {
           await api("DELETE", "object", { query });

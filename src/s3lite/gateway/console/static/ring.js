@@ -9,8 +9,8 @@ const SVG = "http://www.w3.org/2000/svg";
 const SECTORS = 360;
 const INNER = 150;
 const OUTER = 228;
-const LABEL = 246;
-const MIN_LABELLED = 5; // arcs shorter than this many sectors are not labelled
+const LABEL = 242;
+const MIN_LABELLED = 6; // arcs shorter than this many sectors are not labelled
 
 function point(radius, degrees) {
   const radians = (degrees * Math.PI) / 180;
@@ -141,8 +141,9 @@ export class RingView {
         const middle = start + length / 2;
         const [x, y] = point(LABEL, middle);
         const side = middle % 360 < 180 ? "start" : "end";
-        const text = svg("text", { x: fmt(x), y: fmt(y + 3), "text-anchor": side, class: "arc-label" },
-          `${owner} ${start}-${(start + length - 1) % SECTORS}`);
+        const text = svg("text", { x: fmt(x), y: fmt(y - 2), "text-anchor": side, class: "arc-label" });
+        text.append(svg("tspan", { x: fmt(x) }, owner),
+          svg("tspan", { x: fmt(x), dy: 12, class: "range" }, `${start}-${(start + length - 1) % SECTORS}`));
         marks.push(text);
       }
     }
