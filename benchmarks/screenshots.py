@@ -70,18 +70,10 @@ def shoot(service: Service, downloads: Path, output: Path) -> list[Path]:
         save("console-ring-before.png")
         browser.join(driver, service.nodes[NODES].url)
         browser.wait_for_ring(driver, NODES + 1)
-        browser.wait_for(
-            driver,
-            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ring-legend tbody tr")) == NODES + 1,
-            "the legend of nine nodes",
-        )
+        browser.wait_rows(driver, "#ring-legend tbody tr", NODES + 1, "the legend of nine nodes")
         save("console-ring-after.png")
         browser.open_tab(driver, "nodes")
-        browser.wait_for(
-            driver,
-            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#nodes tbody tr")) == NODES + 1,
-            "nine nodes",
-        )
+        browser.wait_rows(driver, "#nodes tbody tr", NODES + 1, "nine nodes")
         save("console-nodes.png")
         browser.open_tab(driver, "objects")
         browser.click(driver, '#objects tr[data-folder="raw/"] a', "the folder raw/")

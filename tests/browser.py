@@ -33,7 +33,6 @@ FLAGS = (
     "--disable-sync",
     "--no-first-run",
     "--no-default-browser-check",
-    "--window-size=1400,1000",
 )
 
 
@@ -166,6 +165,17 @@ def click(driver: Any, css: str, what: str) -> None:
         driver,
         lambda d: d.execute_script(
             "const e = document.querySelector(arguments[0]); if (e) e.click(); return !!e;", css
+        ),
+        what,
+    )
+
+
+def wait_rows(driver: Any, css: str, count: int, what: str) -> None:
+    """Wait until exactly ``count`` elements match ``css``."""
+    wait_for(
+        driver,
+        lambda d: (
+            d.execute_script("return document.querySelectorAll(arguments[0]).length", css) == count
         ),
         what,
     )

@@ -6,9 +6,10 @@ In one run: only the login page before logging in; the cookie as the browser hol
 (HttpOnly: no script sees it; SameSite=Strict; Path=/_console); a call without the
 CSRF token refused even from the console's own page; eight nodes and 360 sectors
 drawn; a bucket made; a file uploaded (a multipart upload: it is larger than a part)
-with its progress bar, downloaded byte-identical, and its parts' nodes shown; a join
-started from the page, its sectors seen moving and then owned by the new node; a node
-stopped with SIGSTOP shown down.
+with its progress bar, downloaded byte-identical, and its parts' nodes shown; a small
+file uploaded in one request and deleted; a key made (its secret shown once), granted
+read on the bucket and revoked; a join started from the page, its sectors seen moving
+and then owned by the new node; a node stopped with SIGSTOP shown down.
 
 It is skipped, saying why, only when Chromium or its driver is not installed and CI
 is not set; under CI (which installs them: .ci/run) a missing browser fails it.
@@ -121,6 +122,46 @@ def scenario(service: Service, downloads: Path, stop: Callable[[int], None]) -> 
         )
         assert len(parts) == 2 * 6  # two segments (multipart) of six parts
         assert {part.get_attribute("data-node") for part in parts} <= set(owners)
+
+        # A small file goes up in one request; deleted, its row goes.
+        note = source.parent / "note.txt"
+        note.write_bytes(b"a short note\n")
+        driver.find_element(By.ID, "upload-file").send_keys(str(note))
+        driver.find_element(By.ID, "upload-button").click()
+        browser.wait_for(
+            driver, lambda d: status.get_attribute("data-uploaded") == note.name, "the small upload"
+        )
+        small = f'#objects tr[data-key="{note.name}"]'
+        browser.click(driver, f"{small} button.danger", "the delete button")
+        browser.click(driver, f"{small} button.armed", "the delete button, armed")
+        browser.wait_rows(driver, small, 0, "the deleted object's row to go")
+        browser.wait_rows(driver, row, 1, "the large object's row to stay")
+
+        # Keys: one made (its secret shown once), granted read, revoked.
+        browser.open_tab(driver, "keys")
+        driver.find_element(By.ID, "key-name").send_keys("from the browser")
+        driver.find_element(By.ID, "key-create").click()
+        secret = browser.wait_for(driver, lambda d: browser.query(d, "#new-secret", "textContent"),
+                                  "the new key's secret")  # fmt: skip
+        made = browser.query(driver, "#new-access-key", "textContent")
+        assert len(secret) >= 40
+        browser.wait_rows(driver, "#keys tbody tr", 2, "two keys")
+        assert secret not in driver.find_element(By.ID, "keys").text
+        driver.find_element(By.ID, "grant-bucket").send_keys("browser")
+        driver.find_element(By.ID, "grant-allow").click()
+        browser.wait_for(
+            driver,
+            lambda d: (
+                f"{made} may now read on browser" in d.find_element(By.ID, "grant-status").text
+            ),
+            "the grant",
+        )
+        grants = browser.query(driver, f'#keys tr[data-key="{made}"]', "textContent")
+        assert "browser: r" in grants
+        key_row = f'#keys tr[data-key="{made}"]'
+        browser.click(driver, f"{key_row} button.danger", "the revoke button")
+        browser.click(driver, f"{key_row} button.armed", "the revoke button, armed")
+        browser.wait_rows(driver, "#keys tbody tr", 1, "the revoked key to go")
 
         # A join from the page: its sectors move to the new node.
         browser.open_tab(driver, "ring")

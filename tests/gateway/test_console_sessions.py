@@ -20,15 +20,7 @@ from s3lite.gateway.console.web import (
     same_origin,
     session_cookie,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
+from tests.clock import Clock
 
 SECRETS = {"AKEY": "secret-one", "BKEY": "secret-two"}
 

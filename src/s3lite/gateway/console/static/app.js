@@ -129,7 +129,8 @@ await show(chosenTab());
 document.body.setAttribute("data-ready", "");
 loop(POLL_MS, pollCluster);
 loop(LIST_MS, async () => {
-  if (tab === "objects" && !objects.uploading && !objects.next) {
+  const confirming = document.querySelector("#tab-objects button.armed");
+  if (tab === "objects" && !objects.uploading && !objects.next && !confirming) {
     await objects.refresh().catch(problem);
   }
 });
