@@ -24,8 +24,8 @@ from s3lite import LocalCluster
 from s3lite.gateway.console.sessions import MAX_FAILURES
 from s3lite.gateway.console.web import COOKIE, CSRF_HEADER
 from s3lite.storager import StorageNode
-from tests.gateway.harness import TIMEOUT, Gateway, payload
-from tests.s3sign import ROOT_ACCESS, ROOT_SECRET
+from tests.gateway.harness import TIMEOUT, Gateway, payload, serving
+from tests.s3sign import ROOT_ACCESS, ROOT_SECRET, sign
 
 pytestmark = pytest.mark.anyio
 
@@ -401,6 +401,8 @@ async def test_a_key_reaches_through_the_console_only_what_s3_lets_it(
         "roots"
     ]
     assert (await alice.call("GET", "api/download", query=query)).body == b"root's"
+    details = (await alice.call("GET", "api/object", query=query)).json()
+    assert (details["size"], details["segments"]) == (6, None)  # the layout is admin's
     assert (await put(alice, "roots", "mine.txt", b"alice's")).status == 403
     assert (await alice.call("DELETE", "api/object", query=query)).status == 403
     await make_bucket(alice, "alices")  # any key may create a bucket whose name is free
@@ -459,3 +461,18 @@ async def test_the_cluster_view_and_a_join_streamed_with_its_moving_sectors(
     assert {s for s, owner in enumerate(owners) if owner == "node-new"} == sectors
     assert after["ring"]["migration"] is None
     assert len(after["nodes"]) == 7
+
+
+async def test_with_a_domain_the_console_path_on_a_bucket_host_is_an_object_key(
+    cluster: LocalCluster, http: aiohttp.ClientSession
+) -> None:
+    async with serving(cluster, domain="s3.test") as gateway:
+        assert (await gateway.request("PUT", "/photos"))[0] == 200
+        host = f"photos.s3.test:{gateway.url.rsplit(':', 1)[1]}"
+        headers = sign("PUT", f"http://{host}/_console/", {"host": host}, body=b"an object")
+        async with http.put(gateway.at("/_console/"), data=b"an object", headers=headers) as put:
+            assert put.status == 200, await put.read()
+        assert (await gateway.request("GET", "/photos/_console/"))[2] == b"an object"
+        page = await Browser(http, gateway.url).call("GET", "")
+        assert page.status == 200
+        assert b'id="login"' in page.body

@@ -152,7 +152,7 @@ class GatewayApp(App):
         access_key = "-"
         operation = "-"
         self.metrics.http.in_flight.inc()
-        console = Visit() if request.segments[0] == CONSOLE_PREFIX else None
+        console = Visit() if self._is_console(request) else None
         try:
             if console is not None:
                 await self.console.handle(request, exchange.send, request_id, console)
@@ -195,6 +195,14 @@ class GatewayApp(App):
                 duration_ms=round(seconds * 1000, 1),
                 outcome=exchange.outcome,
             )
+
+    def _is_console(self, request: Request) -> bool:
+        """``/_console/...`` addressed to the gateway itself (with ``--domain``, the
+        same path on a bucket's virtual host is an object key of that bucket)."""
+        if request.segments[0] != CONSOLE_PREFIX:
+            return False
+        host = {"host": request.headers.get("host", "")}
+        return self.domain is None or route("GET", "/", {}, host, domain=self.domain).bucket is None
 
     def _authenticate(self, request: Request) -> tuple[Identity, sigv4.Verified]:
         claim = sigv4.parse(

@@ -32,7 +32,7 @@ from typing import Any, Final
 import anyio
 
 from ...asgi import BadRequest, Headers, Request, Send
-from ...errors import NotFound
+from ...errors import NotFound, RequestTimeout
 from ...logs import event
 from ..auth.policy import NOBODY, allowed
 from ..call import Services
@@ -143,7 +143,11 @@ class Console:
         raise NotFound(f"the console has no page /{'/'.join(request.segments)}")
 
     async def _login(self, request: Request, send: Send, visit: Visit) -> None:
-        payload = await request.json()
+        try:
+            with anyio.fail_after(self.services.body_idle_timeout):
+                payload = await request.json()
+        except TimeoutError:
+            raise RequestTimeout("the login's body did not arrive in time") from None
         if not isinstance(payload, Mapping) or not all(
             isinstance(payload.get(name), str) for name in ("access_key", "secret")
         ):

@@ -6,8 +6,10 @@ and keys travel in the query string (``?bucket=B&key=K``), so any key works.
     POST   buckets?bucket                create one (CreateBucket)
     DELETE buckets?bucket                delete an empty one (DeleteBucket)
     GET    objects?bucket&prefix&after   one page, "/" as delimiter (ListObjectsV2)
-    GET    object?bucket&key             size, ETag, storage class, segments and the
-                                         node and sector of each part (HeadObject)
+    GET    object?bucket&key             size, ETag, storage class, and (for a key
+                                         that may administer, as the cluster's layout
+                                         is the admin API's) segments with the node
+                                         and sector of each part (HeadObject)
     GET    download?bucket&key           the bytes, as an attachment (GetObject)
     PUT    object?bucket&key             body: the object (PutObject)
     DELETE object?bucket&key             (DeleteObject)
@@ -38,8 +40,8 @@ from ...orchestrator import MigrationPhase
 from ...receiver.buckets import object_key
 from ...receiver.manifest import Manifest, ObjectInfo
 from .. import bucket as bucket_handlers
-from ..auth.policy import visible
-from ..router import Operation
+from ..auth.policy import NOBODY, allowed, visible
+from ..router import Access, Operation
 from .context import ConsoleCall
 from .web import SECURITY_HEADERS, send_json
 
@@ -70,7 +72,6 @@ async def buckets(call: ConsoleCall, send: Send) -> None:
                 {
                     "name": bucket.name,
                     "created": bucket.created.isoformat(),
-                    "owner": keys.owner(bucket.name),
                     "read": identity.root or rights.owner or rights.read,
                     "write": identity.root or rights.owner or rights.write,
                 }
@@ -127,13 +128,22 @@ async def details(call: ConsoleCall, send: Send) -> None:
     manifest = await call.services.receiver.manifests.get(_stored(operation))
     if manifest is None:
         raise NotFound(f"no object {operation.key!r} in bucket {operation.bucket!r}")
-    await send_json(send, 200, placement(call, manifest, f"{operation.bucket}/"))
+    info = manifest.info
+    found = {
+        **describe(info, f"{operation.bucket}/"),
+        "metadata": dict(info.metadata),
+        "parts_count": info.parts_count,
+        "segments": None,
+    }
+    if allowed(call.identity, Access.ADMIN, NOBODY):
+        found["segments"] = placement(call, manifest)
+    await send_json(send, 200, found)
 
 
-def placement(call: ConsoleCall, manifest: Manifest, base: str) -> dict[str, Any]:
-    """The object with its segments and, for each part, the sector it was placed in
-    and the node that owns that sector now (and, while the sector moves in a join,
-    the node it moves to)."""
+def placement(call: ConsoleCall, manifest: Manifest) -> list[dict[str, Any]]:
+    """The object's segments and, for each part, the sector it was placed in and the
+    node that owns that sector now (and, while the sector moves in a join, the node
+    it moves to)."""
     orchestrator = call.services.orchestrator
     ring = orchestrator.ring
     migration = orchestrator.topology.migration
@@ -162,13 +172,7 @@ def placement(call: ConsoleCall, manifest: Manifest, base: str) -> dict[str, Any
                 "parts": parts,
             }
         )
-    info = manifest.info
-    return {
-        **describe(info, base),
-        "metadata": dict(info.metadata),
-        "parts_count": info.parts_count,
-        "segments": segments,
-    }
+    return segments
 
 
 def attachment(name: str) -> str:

@@ -132,11 +132,12 @@ export class ObjectsView {
       ["storage class", object.storage_class],
       ["content type", object.content_type],
       ["modified", dateTime(object.last_modified)],
-      ["segments", `${object.segments.length}${object.parts_count ? ` (multipart, ${object.parts_count} parts)` : ""}`],
+      ["parts", object.parts_count ? `multipart, ${object.parts_count} parts` : "one (a single upload)"],
     ];
+    if (!object.segments) facts.push(["placement", "shown to keys that may administer"]);
     this.detailsFacts.replaceChildren(...facts.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { class: "mono", text: value })]));
     const rows = [];
-    for (const segment of object.segments) {
+    for (const segment of object.segments || []) {
       for (const part of segment.parts) {
         const moving = part.moving_to ? ` (moving to ${part.moving_to})` : "";
         const node = el("td", {}, swatch(part.node), el("span", { class: "mono", text: part.node + moving }));
@@ -151,6 +152,7 @@ export class ObjectsView {
       }
     }
     replaceRows(this.detailsParts, rows);
+    this.detailsParts.parentElement.classList.toggle("hidden", !object.segments);
     this.details.classList.remove("hidden");
   }
 
