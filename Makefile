@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 PORT ?= 9000
 DATA ?= data
 METRICS ?=
+S3TESTS_DIR ?=
 
-.PHONY: run test test-large lint format bench screenshots clean
+.PHONY: run test test-large lint format bench screenshots clean s3-tests
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,6 +37,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
+# ceph/s3-tests (core, extended) against a fresh `s3lite serve`: scripts/s3-tests.sh.
+# S3TESTS_DIR: where the suite's run.sh is (default ../shared/s3-tests, then
+# /work/shared/s3-tests); its Python deps go to a venv under .venv.
+s3-tests: $(STAMP)
+	S3TESTS_DIR=$(S3TESTS_DIR) bash scripts/s3-tests.sh
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
@@ -44,4 +51,4 @@ screenshots: $(STAMP)
 	$(BIN)/python -m benchmarks screenshots
 
 clean:
-	rm -rf $(VENV) .bench .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .bench .mypy_cache .ruff_cache .hypothesis .s3-tests

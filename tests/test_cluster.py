@@ -9,6 +9,7 @@ import pytest
 
 import s3lite
 from s3lite import JoinRefused, LocalCluster, NotFound, S3liteError
+from s3lite.cli import build_parser
 from s3lite.orchestrator import SECTORS, NodeState
 from s3lite.storager import StorageNode
 from s3lite.storager.partfile import Header
@@ -148,3 +149,17 @@ async def referenced_bytes(cluster: LocalCluster) -> int:
         assert manifest is not None
         total += sum(Header(part.length).file_size for part in manifest.segments[0].parts)
     return total
+
+
+async def test_multipart_options(tmp_path: Path) -> None:
+    """multipart_ttl (the janitor's) and min_part_size (the receiver's) are options."""
+    async with LocalCluster(
+        tmp_path / "c", fsync=False, janitor_interval=None, multipart_ttl=60, min_part_size=7
+    ) as cluster:
+        assert cluster.janitor.multipart_ttl == 60
+        assert cluster.receiver.min_part_size == 7
+    for bad in ({"multipart_ttl": 0}, {"min_part_size": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LocalCluster(tmp_path / "d", **bad)  # type: ignore[arg-type]
+    parsed = build_parser().parse_args(["serve", "--multipart-ttl", "3600"])
+    assert parsed.multipart_ttl == 3600

@@ -50,11 +50,13 @@ from .gateway import GatewayApp
 from .gateway.admin import NDJSON
 from .gateway.auth.keystore import ROOT_PASSWORD_ENV, ROOT_USER_ENV, KeyStore, root_from_env
 from .gateway.auth.sigv4 import sign_headers
+from .gateway.call import DEFAULT_REGION
 from .gateway.ops import OpsApp
 from .logs import FORMATS, LEVELS
 from .metrics import GatewayMetrics, NodeMetrics
 from .orchestrator import POLICIES
 from .orchestrator.liveness import DEFAULT_PROBE_INTERVAL
+from .receiver.janitor import DEFAULT_MULTIPART_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .service import DEFAULT_KEEP_ALIVE, bind, parse_listen, run, serve, url_of
 from .storager import StorageNode
@@ -82,6 +84,12 @@ def _positive(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"a number of seconds above 0, got {text!r}")
     return value
+
+
+REGION_HELP = (
+    "the region GetBucketLocation names (default: us-east-1); any region is accepted "
+    "in signatures and bucket configurations"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="join policy of a new cluster (default: fill)")  # fmt: skip
         command.add_argument("--stripe-unit", type=int, default=DEFAULT_STRIPE_UNIT,
                              help="bytes dealt to a part at a time (default: 1 MiB)")  # fmt: skip
+        command.add_argument("--multipart-ttl", type=float, default=DEFAULT_MULTIPART_TTL,
+                             metavar="SECONDS", help="abort multipart uploads left open this "
+                             "long (default: 86400, 24 h)")  # fmt: skip
 
     serve_cmd = commands.add_parser(
         "serve", help="gateway and storage nodes in one process (the embedded default)"
@@ -123,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--domain", help="serve virtual-hosted-style requests for BUCKET.DOMAIN")
     gateway_options(serve_cmd)
     log_options(serve_cmd)
+    serve_cmd.add_argument("--region", default=DEFAULT_REGION, help=REGION_HELP)
 
     node_cmd = commands.add_parser("node", help="one storage node")
     node_cmd.add_argument("--data-dir", type=Path, required=True)
@@ -152,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gateway_options(gateway_cmd)
     log_options(gateway_cmd)
+    gateway_cmd.add_argument("--region", default=DEFAULT_REGION, help=REGION_HELP)
 
     def admin_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--gateway", required=True, metavar="URL")
@@ -237,8 +250,9 @@ async def _serve(args: argparse.Namespace) -> None:
         root_key=root_from_env(),
         probe_interval=args.probe_interval,
         metrics=GatewayMetrics(process=True),
+        multipart_ttl=args.multipart_ttl,
     ) as cluster:
-        app = _app(cluster, args.domain)
+        app = _app(cluster, args.domain, args.region)
         url = url_of(sock)
         root = cluster.keys.root
         print(f"s3lite gateway listening on {url} ({len(cluster.nodes)} nodes in {args.data_dir})")
@@ -266,9 +280,14 @@ def _ops(cluster: Cluster, sock: socket.socket | None) -> dict[socket.socket, Ap
     return {sock: OpsApp(cluster.orchestrator, cluster.metrics)}
 
 
-def _app(cluster: Cluster, domain: str | None) -> GatewayApp:
+def _app(cluster: Cluster, domain: str | None, region: str) -> GatewayApp:
     return GatewayApp(
-        cluster.receiver, cluster.buckets, cluster.orchestrator, cluster.keys, domain=domain
+        cluster.receiver,
+        cluster.buckets,
+        cluster.orchestrator,
+        cluster.keys,
+        domain=domain,
+        region=region,
     )
 
 
@@ -314,12 +333,13 @@ async def _gateway(args: argparse.Namespace) -> None:
         root=root_from_env(),
         probe_interval=args.probe_interval,
         metrics=GatewayMetrics(process=True),
+        multipart_ttl=args.multipart_ttl,
     )
     async with cluster:
         known = {info.address for info in cluster.orchestrator.topology.nodes}
         for address in set(args.node) - known:
             print(f"ignoring --node {address}: not in the cluster; use `s3lite join`")
-        app = _app(cluster, args.domain)
+        app = _app(cluster, args.domain, args.region)
         _announce_root(cluster.keys)
         extra = _ops(cluster, metrics_sock)
         print(f"s3lite gateway listening on {url_of(sock)}", flush=True)

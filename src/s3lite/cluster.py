@@ -37,7 +37,8 @@ from .orchestrator import Orchestrator, Topology, TopologyFile
 from .orchestrator.liveness import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
 from .receiver import Janitor, Receiver, SqliteManifestStore
 from .receiver.buckets import Buckets
-from .receiver.janitor import DEFAULT_PENDING_TTL
+from .receiver.completion import MIN_PART_SIZE
+from .receiver.janitor import DEFAULT_MULTIPART_TTL, DEFAULT_PENDING_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .storager import StorageNode
 from .transport import MemoryTransport, Transport
@@ -61,6 +62,10 @@ class Cluster:
     every ``probe_interval`` seconds (None: only when asked), each probe bounded by
     ``probe_timeout`` (orchestrator/liveness.py). ``metrics`` is where the cluster's
     figures go (a new registry if None).
+    generates one (``cluster.keys.generated_root`` then says so). ``multipart_ttl``
+    is how long (seconds) a multipart upload may stay open before the janitor aborts
+    it (default 24 h); ``min_part_size`` is the least size of every part but the last
+    (S3's 5 MiB; tests lower it).
     """
 
     def __init__(
@@ -78,11 +83,19 @@ class Cluster:
         probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
         metrics: GatewayMetrics | None = None,
+        multipart_ttl: float = DEFAULT_MULTIPART_TTL,
+        min_part_size: int = MIN_PART_SIZE,
     ) -> None:
+        if multipart_ttl <= 0:
+            raise ValueError(f"multipart_ttl must be > 0 seconds, got {multipart_ttl}")
+        if min_part_size < 1:
+            raise ValueError(f"min_part_size must be >= 1 byte, got {min_part_size}")
         self.data_dir = Path(data_dir)
         self._probe_interval = probe_interval
         self._probe_timeout = probe_timeout
         self.metrics = metrics or GatewayMetrics()
+        self._multipart_ttl = multipart_ttl
+        self._min_part_size = min_part_size
         self._root = root
         self._keys: KeyStore | None = None
         self.transport = transport
@@ -160,11 +173,17 @@ class Cluster:
             metrics=self.metrics,
             probe_timeout=self._probe_timeout,
         )
-        receiver = Receiver(orchestrator, manifests, stripe_unit=self._stripe_unit)
+        receiver = Receiver(
+            orchestrator,
+            manifests,
+            stripe_unit=self._stripe_unit,
+            min_part_size=self._min_part_size,
+        )
         janitor = Janitor(
             orchestrator,
             manifests,
             pending_ttl=self._pending_ttl,
+            multipart_ttl=self._multipart_ttl,
             in_flight=receiver.uploads_in_flight,
         )
         buckets = Buckets(manifests)
@@ -224,6 +243,8 @@ class LocalCluster(Cluster):
         probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
         metrics: GatewayMetrics | None = None,
+        multipart_ttl: float = DEFAULT_MULTIPART_TTL,
+        min_part_size: int = MIN_PART_SIZE,
     ) -> None:
         self.root = Path(root)
         self.transport: MemoryTransport = MemoryTransport()
@@ -239,6 +260,8 @@ class LocalCluster(Cluster):
             probe_interval=probe_interval,
             probe_timeout=probe_timeout,
             metrics=metrics,
+            multipart_ttl=multipart_ttl,
+            min_part_size=min_part_size,
         )
         self._initial_nodes = nodes
         self.nodes: dict[str, StorageNode] = {}

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import anyio
 
-from .errors import S3liteError
+from .errors import EntityTooLarge, S3liteError
 
 Body = bytes | bytearray | memoryview | AsyncIterable[bytes]
 """What an upload accepts: the bytes themselves, or an async iterable of chunks."""
@@ -27,6 +27,17 @@ async def iterate_body(body: Body, chunk: int = CHUNK) -> AsyncIterator[bytes]:
     async for piece in body:
         if piece:
             yield piece
+
+
+async def at_most(chunks: AsyncIterator[bytes], limit: int, what: str) -> AsyncIterator[bytes]:
+    """``chunks``, raising EntityTooLarge ("``what`` is at most ``limit`` bytes") as soon
+    as they pass ``limit`` bytes, before the chunk that passes it is handed on."""
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise EntityTooLarge(f"{what} is at most {limit} bytes; the body is larger")
+        yield chunk
 
 
 @contextmanager

@@ -15,21 +15,30 @@ import os
 import random
 import urllib.parse
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
 
 import aiohttp
 import anyio
 import anyio.abc
+import anyio.to_thread
 import attrs
+import boto3
+import botocore.config
+import pytest
+import uvicorn
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 from yarl import URL
 
 from s3lite import LocalCluster
 from s3lite.asgi import Receive, Scope, Send
 from s3lite.gateway import GatewayApp
-from s3lite.service import bind, serve, url_of
-from tests.s3sign import SignedSession, sign_raw
+from s3lite.service import bind, url_of
+from tests.s3sign import REGION, ROOT, ROOT_SECRET, STREAMING, Seed, SignedSession, sign, sign_raw
+
+T = TypeVar("T")
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 TIMEOUT = 20  # seconds: a bound for anything that could hang, never a wait
@@ -120,12 +129,15 @@ async def serving(cluster: LocalCluster, **options: Any) -> AsyncIterator[Gatewa
     )
     spy = Spy(app)
     sock = bind("127.0.0.1", 0)
+    config = uvicorn.Config(spy, http="httptools", lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
     try:
         async with anyio.create_task_group() as group:
-            group.start_soon(serve, spy, sock)
+            group.start_soon(server.serve, [sock])
             async with aiohttp.ClientSession(auto_decompress=False) as session:
                 yield Gateway(url_of(sock), app, spy, SignedSession(session), cluster)
-            group.cancel_scope.cancel()
+            # a graceful stop closes the connections clients left open (boto3's pool)
+            server.should_exit = True
     finally:
         sock.close()
 
@@ -214,3 +226,105 @@ async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:
     """An async body: aiohttp sends it with Transfer-Encoding: chunked."""
     for start in range(0, len(data), size):
         yield data[start : start + size]
+
+
+async def snapshot(
+    gateway: Gateway, bucket: str, key: str = "k"
+) -> tuple[bytes, bytes, set[tuple[str, int, str]]]:
+    """The object's bytes, the bucket's listing and every part on the nodes: equal
+    before and after a request that must change nothing."""
+    status, _, data = await gateway.request("GET", f"/{bucket}/{key}")
+    if status != 200:
+        data = str(status).encode()  # an error body carries its request id
+    _, _, listing = await gateway.request("GET", f"/{bucket}?list-type=2")
+    listing = listing.split(b"<Contents>", 1)[-1]  # past the request-dependent header
+    await gateway.idle()
+    return data, listing, await stored_parts(gateway.cluster)
+
+
+@contextmanager
+def client(gateway: Gateway, credentials: Credentials = ROOT, **config: Any) -> Iterator[Any]:
+    """A real boto3 S3 client for the gateway (path style, no retries; ``config`` adds
+    botocore Config options), closed on exit. Call it through :func:`in_thread`, since
+    the gateway serves in the test's event loop."""
+    made = boto3.client(
+        "s3",
+        endpoint_url=gateway.url,
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        region_name=REGION,
+        config=botocore.config.Config(
+            s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config
+        ),
+    )
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking client call off the event loop (bounded by TIMEOUT)."""
+    with anyio.fail_after(TIMEOUT):
+        return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
+
+
+async def refused(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, str]:
+    """(HTTP status, S3 code) of a client call that must fail with a ClientError."""
+    with pytest.raises(ClientError) as caught:
+        await in_thread(function, *args, **kwargs)
+    response = caught.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
+
+
+async def new_key(gateway: Gateway, name: str) -> Credentials:
+    """A new access key made through the admin API."""
+    status, _, body = await gateway.request("POST", "/_admin/keys", json={"name": name})
+    assert status == 200, body
+    created = json.loads(body)
+    assert created["name"] == name
+    return Credentials(created["access_key"], created["secret"])
+
+
+async def grant(gateway: Gateway, verb: str, key: Credentials, bucket: str, **rights: bool) -> Any:
+    """``verb`` ("allow" or "deny") ``rights`` on ``bucket`` to ``key``."""
+    path = f"/_admin/keys/{key.access_key}/{verb}"
+    status, _, body = await gateway.request("POST", path, json={"bucket": bucket, **rights})
+    assert status == 200, body
+    return json.loads(body)
+
+
+async def put_chunked(
+    gateway: Gateway,
+    path: str,
+    body: bytes | Callable[[Seed], bytes],
+    declared: int,
+    mode: str,
+    *,
+    seed_secret: str = ROOT_SECRET,
+) -> tuple[int, bytes]:
+    """PUT an aws-chunked body (``mode`` is its x-amz-content-sha256; the -TRAILER
+    modes promise x-amz-checksum-crc32); ``body`` may be made from the seed signature."""
+    headers = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(declared)}
+    if mode != STREAMING:
+        headers["x-amz-trailer"] = "x-amz-checksum-crc32"
+    signed = sign("PUT", gateway.url + path, headers, payload=mode)
+    if callable(body):
+        body = body(Seed.of(signed, seed_secret))
+    request = (
+        f"PUT {path} HTTP/1.1\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in signed.items())
+        + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
+    response = await raw_exchange(gateway, request, sign=False)
+    return response.status, response.body
+
+
+async def get(s3: Any, **kwargs: Any) -> tuple[Any, bytes]:
+    """GetObject and its whole body, both read off the event loop."""
+
+    def read() -> tuple[Any, bytes]:
+        response = s3.get_object(**kwargs)
+        return response, response["Body"].read()
+
+    return await in_thread(read)

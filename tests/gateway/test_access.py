@@ -12,31 +12,16 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import anyio.to_thread
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
 from botocore.credentials import Credentials
 
-from tests.gateway.harness import NS, Gateway, error_of, read_until_closed
+from tests.gateway.harness import NS, Gateway, error_of, grant, new_key, read_until_closed
+from tests.gateway.harness import client as boto
 from tests.s3sign import ROOT_ACCESS, ROOT_ENV, ROOT_SECRET, sign_raw
 
 pytestmark = pytest.mark.anyio
-
-
-async def new_key(gateway: Gateway, name: str) -> Credentials:
-    status, _, body = await gateway.request("POST", "/_admin/keys", json={"name": name})
-    assert status == 200, body
-    created = json.loads(body)
-    assert created["name"] == name
-    return Credentials(created["access_key"], created["secret"])
-
-
-async def grant(gateway: Gateway, verb: str, key: Credentials, bucket: str, **rights: bool) -> Any:
-    path = f"/_admin/keys/{key.access_key}/{verb}"
-    status, _, body = await gateway.request("POST", path, json={"bucket": bucket, **rights})
-    assert status == 200, body
-    return json.loads(body)
 
 
 def bucket_names(body: bytes) -> list[str]:
@@ -131,32 +116,18 @@ async def test_an_error_before_the_body_closes_the_connection(gateway: Gateway) 
     assert b"100 continue" not in head_text
 
 
-def boto_client(url: str) -> Any:
-    config = botocore.config.Config(
-        s3={"addressing_style": "path"}, retries={"max_attempts": 1}, max_pool_connections=1
-    )
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id=ROOT_ACCESS,
-        aws_secret_access_key=ROOT_SECRET,
-        region_name="us-east-1",
-        config=config,
-    )
-
-
 async def test_boto3_reuses_its_connection_after_an_early_error(gateway: Gateway) -> None:
-    client = boto_client(gateway.url)
+    with boto(gateway, max_pool_connections=1) as client:
+        assert await anyio.to_thread.run_sync(exchange, client) == b"y" * 200_000
 
-    def exchange() -> bytes:  # file bodies: botocore sends Expect: 100-continue
-        client.create_bucket(Bucket="boto")
-        with pytest.raises(botocore.exceptions.ClientError, match="NoSuchBucket"):
-            client.put_object(Bucket="missing-bucket", Key="k", Body=io.BytesIO(b"x" * 200_000))
-        client.put_object(Bucket="boto", Key="k", Body=io.BytesIO(b"y" * 200_000))
-        body: bytes = client.get_object(Bucket="boto", Key="k")["Body"].read()
-        return body
 
-    assert await anyio.to_thread.run_sync(exchange) == b"y" * 200_000
+def exchange(client: Any) -> bytes:  # file bodies: botocore sends Expect: 100-continue
+    client.create_bucket(Bucket="boto")
+    with pytest.raises(botocore.exceptions.ClientError, match="NoSuchBucket"):
+        client.put_object(Bucket="missing-bucket", Key="k", Body=io.BytesIO(b"x" * 200_000))
+    client.put_object(Bucket="boto", Key="k", Body=io.BytesIO(b"y" * 200_000))
+    body: bytes = client.get_object(Bucket="boto", Key="k")["Body"].read()
+    return body
 
 
 async def cli(gateway: Gateway, *args: str, env: dict[str, str] | None = None) -> str:

@@ -800,14 +800,12 @@ async def test_an_abandoned_download_stops_reading_the_nodes(
 @pytest.mark.parametrize(
     ("method", "path", "headers", "status", "code"),
     [
-        ("PUT", "/photos/k", {"content-encoding": "aws-chunked"}, 400, "InvalidArgument"),
         ("PUT", "/photos/k", {"x-streaming": "no decoded length"}, 400, "InvalidArgument"),
         ("PUT", "/photos/k", {"x-amz-decoded-content-length": "1e3"}, 400, "InvalidArgument"),
         ("GET", "/photos?max-keys=-1", {}, 400, "InvalidArgument"),
         ("GET", "/photos?max-keys=%C2%B2", {}, 400, "InvalidArgument"),
     ],
     ids=[
-        "aws-chunked-unsigned",
         "streaming-without-length",
         "superscript-length",
         "negative-max",

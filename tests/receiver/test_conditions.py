@@ -127,3 +127,13 @@ def test_write_conditions() -> None:
         WriteCondition(if_match='"other"').check("k", ETAG)
     with pytest.raises(NotFound):
         WriteCondition(if_match=ETAG).check("k", None)
+
+
+def test_write_if_none_match_with_etags() -> None:
+    """S3 takes ETags in a write's If-None-Match too: the write fails only over an
+    object that has one of them (compared weakly)."""
+    for tags in (f'"{ETAG}"', ETAG, f'W/"{ETAG}"', f'"other", "{ETAG}"'):
+        with pytest.raises(PreconditionFailed):
+            WriteCondition(if_none_match=tags).check("k", ETAG)
+    WriteCondition(if_none_match='"other"').check("k", ETAG)
+    WriteCondition(if_none_match=f'"{ETAG}"').check("k", None)

@@ -293,6 +293,30 @@ async def test_part_checksum_mismatch_is_bad_digest(mp: LocalCluster) -> None:
     await r.complete_multipart("k", upload_id, [(1, part.etag, dict(part.checksums))])
 
 
+async def test_complete_compares_the_whole_objects_checksum(mp: LocalCluster) -> None:
+    r = mp.receiver
+    parts = [os.urandom(MIN), os.urandom(10)]
+    upload_id = await r.create_multipart("k", checksum_algorithm="SHA256")
+    stored = [await r.upload_part("k", upload_id, n, data) for n, data in enumerate(parts, 1)]
+    named = [(p.number, p.etag) for p in stored]
+    digest = b"".join(base64.b64decode(p.checksums["SHA256"]) for p in stored)
+    whole = f"{checksum_of('SHA256', digest)}-2"
+    for wrong in ({"SHA256": checksum_of("SHA256", b"x")}, {"CRC32": "AAAAAA=="}):
+        with pytest.raises(BadDigest):
+            await r.complete_multipart("k", upload_id, named, expected_checksums=wrong)
+    with pytest.raises(NotFound):  # nothing was committed
+        await r.head_object("k")
+    info = await r.complete_multipart(
+        "k", upload_id, named, expected_checksums={"SHA256": whole.split("-")[0]}
+    )
+    assert info.checksums == {"SHA256": whole}
+    read = await r.open_object("k", part_number=2)
+    try:
+        assert read.part_checksums == stored[1].checksums
+    finally:
+        await read.aclose()
+
+
 async def test_upload_part_copy_copies_a_range(mp: LocalCluster) -> None:
     r = mp.receiver
     source = os.urandom(3 * MIN)

@@ -66,12 +66,12 @@ from ..metrics import GatewayMetrics
 from ..orchestrator import Orchestrator
 from ..receiver import Receiver
 from ..receiver.buckets import Buckets
-from . import admin, bucket, delete, get, put, xml
+from . import acl, admin, bucket, copy, delete, get, multipart, put, xml
 from . import list as listing
 from .auth import sigv4
 from .auth.keystore import KeyStore
 from .auth.policy import NOBODY, Identity, allowed
-from .call import Call, Handler, Services
+from .call import DEFAULT_REGION, Call, Handler, Services
 from .console import PREFIX as CONSOLE_PREFIX
 from .console import Console, Visit
 from .errors import entry_of, is_known
@@ -88,6 +88,9 @@ HANDLERS: dict[str, Handler] = {
     **put.HANDLERS,
     **delete.HANDLERS,
     **listing.HANDLERS,
+    **multipart.HANDLERS,
+    **copy.HANDLERS,
+    **acl.HANDLERS,
     **admin.HANDLERS,
 }
 """One handler per implemented operation (router.IMPLEMENTED; a test checks they agree)."""
@@ -121,12 +124,13 @@ class GatewayApp(App):
         *,
         body_idle_timeout: float = DEFAULT_BODY_IDLE_TIMEOUT,
         domain: str | None = None,
+        region: str = DEFAULT_REGION,
         clock: Callable[[], float] = time.time,
         metrics: GatewayMetrics | None = None,
     ) -> None:
         super().__init__()
         self.services = Services(
-            receiver, buckets, orchestrator, keys, self.in_flight, body_idle_timeout
+            receiver, buckets, orchestrator, keys, self.in_flight, body_idle_timeout, region
         )
         self.domain = domain
         self.clock = clock

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..asgi import Send, send_bytes, send_head
 from ..errors import BucketAlreadyExists
 from ..receiver.buckets import check_bucket
-from . import xml
+from . import xml, xmlparse
 from .auth.policy import visible
 from .call import Call, Handler, count_param, decode_token, encode_token, send_xml
 
@@ -43,7 +43,7 @@ async def list_buckets(call: Call, send: Send) -> None:
 
 async def create_bucket(call: Call, send: Send) -> None:
     name = check_bucket(call.bucket)
-    xml.create_bucket_configuration(await call.read_body(MAX_CREATE_BODY))
+    xmlparse.create_bucket_configuration(await call.read_body(MAX_CREATE_BODY))
     keys, me = call.services.keys, call.identity.access_key
     before = keys.owner(name)
     if before is None and name in {b.name for b in await call.services.buckets.list()}:
@@ -63,7 +63,8 @@ async def create_bucket(call: Call, send: Send) -> None:
 
 async def head_bucket(call: Call, send: Send) -> None:
     await call.services.buckets.check(call.bucket)
-    await send_head(send, 200, [("x-amz-bucket-region", "us-east-1"), ("content-length", "0")])
+    region = call.services.region
+    await send_head(send, 200, [("x-amz-bucket-region", region), ("content-length", "0")])
 
 
 async def delete_bucket(call: Call, send: Send) -> None:
@@ -74,7 +75,7 @@ async def delete_bucket(call: Call, send: Send) -> None:
 
 async def get_bucket_location(call: Call, send: Send) -> None:
     await call.services.buckets.check(call.bucket)
-    await send_xml(send, xml.location())
+    await send_xml(send, xml.location(call.services.region))
 
 
 async def get_bucket_versioning(call: Call, send: Send) -> None:

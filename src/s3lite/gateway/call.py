@@ -29,6 +29,8 @@ from .auth.policy import Identity
 from .auth.sigv4 import Verified
 from .router import Operation
 
+DEFAULT_REGION = "us-east-1"
+
 
 @attrs.frozen
 class Services:
@@ -40,6 +42,9 @@ class Services:
     keys: KeyStore
     in_flight: InFlight
     body_idle_timeout: float
+    region: str = DEFAULT_REGION
+    """The one region of the cluster: where GetBucketLocation and HeadBucket say every
+    bucket is (requests signed for any region are accepted all the same)."""
 
 
 @attrs.frozen
@@ -64,6 +69,13 @@ class Call:
         """The operation's object key (handlers of object operations only)."""
         assert self.operation.key is not None
         return self.operation.key
+
+    @property
+    def owner_id(self) -> str:
+        """The access key that owns the call's bucket (root's for a bucket from before
+        keys existed): the Owner listings and ACLs show."""
+        keys = self.services.keys
+        return keys.owner(self.bucket) or keys.root.access_key
 
     def payload(self) -> Payload:
         """The request body, checked as its signature says (see auth.payload)."""

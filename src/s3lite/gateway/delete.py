@@ -11,7 +11,7 @@ import anyio
 from ..asgi import Send, send_bytes
 from ..errors import InvalidArgument, NotFound, S3liteError
 from ..receiver.buckets import object_key
-from . import xml
+from . import xml, xmlparse
 from .call import Call, Handler, send_xml
 from .errors import entry_of
 from .get import stored_key
@@ -28,7 +28,7 @@ async def delete_object(call: Call, send: Send) -> None:
 
 async def delete_objects(call: Call, send: Send) -> None:
     await call.services.buckets.check(call.bucket)
-    request = xml.delete_request(await call.read_body(xml.MAX_BODY))
+    request = xmlparse.delete_request(await call.read_body(xmlparse.MAX_BODY))
     deleted: list[tuple[int, str]] = []
     errors: list[tuple[int, tuple[str, str, str]]] = []
     limiter = anyio.CapacityLimiter(PARALLEL_DELETES)

@@ -64,6 +64,10 @@ TABLE: dict[type[BaseException], Entry] = {
     e.InvalidPartOrder: Entry(400, "InvalidPartOrder"),
     e.EntityTooSmall: Entry(400, "EntityTooSmall"),
     e.EntityTooLarge: Entry(400, "EntityTooLarge"),
+    # AWS answers 416 InvalidPartNumber; ceph's s3-tests (and RGW) expect this:
+    e.InvalidPartNumber: Entry(400, "InvalidPart"),
+    e.InvalidRequest: Entry(400, "InvalidRequest"),
+    e.InvalidStorageClass: Entry(400, "InvalidStorageClass"),
     # authentication
     e.AccessDenied: Entry(403, "AccessDenied"),
     e.InvalidAccessKeyId: Entry(403, "InvalidAccessKeyId"),

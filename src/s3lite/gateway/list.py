@@ -2,10 +2,11 @@
 ListObjectVersions (an unversioned bucket: each object is its one ``null`` version).
 
 All three take one page from :func:`page` and render it. The page comes from the
-receiver's index (``Receiver.list_objects``); grouping keys by a delimiter into
-CommonPrefixes belongs there too (the receiver applies it in the store, skipping past
-each prefix), so until the receiver takes a delimiter, a listing with one is answered
-501 rather than with a wrong, flat page.
+receiver's index (``Receiver.list_objects``), which also rolls keys up into
+CommonPrefixes by the delimiter, in the store (skipping past each prefix), so a page
+costs the same in a bucket of a million keys as in one of a thousand. Keys and common
+prefixes count together against max-keys, and the next page starts after the last
+entry of this one, key or prefix (the marker, the continuation token).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import attrs
 
 from ..asgi import Send
-from ..errors import InvalidArgument, NotImplementedYet
+from ..errors import InvalidArgument
 from ..receiver.manifest import ObjectInfo
 from . import xml
 from .call import Call, Handler, count_param, decode_token, encode_token, send_xml
@@ -35,24 +36,27 @@ async def page(call: Call, prefix: str, after: str, limit: int, delimiter: str |
     """One page of the call's bucket: keys starting with ``prefix``, after ``after``,
     at most ``limit`` entries."""
     await call.services.buckets.check(call.bucket)
-    if delimiter:
-        raise NotImplementedYet("listing with a delimiter (CommonPrefixes) is not supported yet")
     if limit == 0:
         return Page((), (), False, None)
     base = f"{call.bucket}/"
     found = await call.services.receiver.list_objects(
-        base + prefix, start_after=base + after if after else "", limit=limit
+        base + prefix,
+        start_after=base + after if after else "",
+        limit=limit,
+        delimiter=delimiter or "",
     )
     objects = tuple(attrs.evolve(info, key=info.key[len(base) :]) for info in found.objects)
-    last = objects[-1].key if found.is_truncated and objects else None
-    return Page(objects, (), found.is_truncated, last)
+    prefixes = tuple(common[len(base) :] for common in found.common_prefixes)
+    last = found.next_start_after
+    last = last[len(base) :] if found.is_truncated and last else None
+    return Page(objects, prefixes, found.is_truncated, last)
 
 
 def _listing(
     call: Call, prefix: str, found: Page, max_keys: int, delimiter: str | None
 ) -> xml.Listing:
     encoding = call.request.query.get("encoding-type")
-    owner = call.services.keys.owner(call.bucket) or call.services.keys.root.access_key
+    owner = call.owner_id
     return xml.Listing(
         call.bucket,
         prefix,
@@ -80,7 +84,7 @@ async def list_objects_v2(call: Call, send: Send) -> None:
     query = call.request.query
     start_after = query.get("start-after", "")
     token = query.get("continuation-token")
-    after = max(start_after, decode_token(token)) if token else start_after
+    after = max(start_after, decode_token(token)) if token else start_after  # "" is none
     found = await page(call, prefix, after, max_keys, delimiter)
     body = xml.object_list_v2(
         _listing(call, prefix, found, max_keys, delimiter),

@@ -213,6 +213,9 @@ IMPLEMENTED = frozenset(
         "ListBuckets", "CreateBucket", "HeadBucket", "DeleteBucket", "GetBucketLocation",
         "GetBucketVersioning", "ListObjects", "ListObjectsV2", "ListObjectVersions",
         "GetObject", "HeadObject", "PutObject", "DeleteObject", "DeleteObjects", "Admin",
+        "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
+        "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListMultipartUploads",
+        "GetObjectAttributes", "GetBucketAcl", "PutBucketAcl", "GetObjectAcl", "PutObjectAcl",
     }
 )  # fmt: skip
 """Operations the gateway has a handler for; every other routed operation gets 501."""

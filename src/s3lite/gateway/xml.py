@@ -1,33 +1,22 @@
-"""S3's XML: the bodies the gateway writes (errors, listings, results) and the ones it
-reads (DeleteObjects, CreateBucketConfiguration), read safely.
-
-Reading: a request body is parsed only up to a size limit, with expat, and a document
-that declares a DTD or an entity is refused (no entity expansion, no external
-references: the billion-laughs and XXE attacks need one or the other). Namespaces are
-dropped: S3 clients send the 2006-03-01 namespace or none.
-"""
+"""S3's XML responses: errors, listings, multipart and copy results, ACLs (request
+bodies are read in xmlparse.py). Every value is escaped; a character XML 1.0 cannot
+hold never reaches the document as it is."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 import urllib.parse
-from collections.abc import Iterable, Sequence
-from typing import NoReturn
-from xml.parsers import expat
+from collections.abc import Iterable, Mapping, Sequence
 from xml.sax.saxutils import escape
 
 import attrs
 
-from ..errors import MalformedXML
 from ..receiver.buckets import Bucket
-from ..receiver.manifest import ObjectInfo
+from ..receiver.manifest import MultipartUpload, ObjectInfo, PartInfo, PartList
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 _PROLOG = '<?xml version="1.0" encoding="UTF-8"?>\n'
-MAX_DELETE_KEYS = 1000
-MAX_BODY = 2 << 20
-"""Largest XML request body read (a Delete of 1,000 keys of 1,024 bytes fits)."""
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -42,7 +31,7 @@ def key_text(key: str, encoding: str | None) -> str:
     clients ask for, since keys may hold characters XML cannot), else escaped, with
     characters XML 1.0 cannot hold as numeric references (as S3 does)."""
     if encoding == "url":
-        return urllib.parse.quote_plus(key, safe="/")
+        return urllib.parse.quote(key, safe="/")
     return _NOT_XML.sub(lambda match: f"&#x{ord(match[0]):x};", escape(key))
 
 
@@ -122,15 +111,19 @@ def _contents(
         + _tag("LastModified", iso8601(info.last_modified))
         + _tag("ETag", f'"{info.etag}"')
         + _tag("Size", info.size)
-        + _tag("StorageClass", "STANDARD")
+        + _tag("StorageClass", info.storage_class)
         + (owner(page.owner_id) if with_owner else "")
         + f"</{element}>"
         for info in page.objects
     )
 
 
-def _common(page: Listing) -> str:
-    head = [_tag("Name", page.bucket), f"<Prefix>{key_text(page.prefix, page.encoding)}</Prefix>"]
+def _common(page: Listing, *, encode_prefix: bool = True) -> str:
+    """The fields every listing starts with. ListObjects v1 sends its Prefix as it is
+    (escaped, never URL-encoded): botocore decodes v1's Marker, NextMarker and
+    Delimiter but not its Prefix."""
+    prefix = key_text(page.prefix, page.encoding if encode_prefix else None)
+    head = [_tag("Name", page.bucket), f"<Prefix>{prefix}</Prefix>"]
     if page.delimiter:
         head.append(f"<Delimiter>{key_text(page.delimiter, page.encoding)}</Delimiter>")
     head += [_tag("MaxKeys", page.max_keys), _tag("IsTruncated", _bool(page.truncated))]
@@ -158,7 +151,7 @@ def object_list_v2(
     parts = [_common(page), _tag("KeyCount", len(page.objects) + len(page.common_prefixes))]
     if start_after:
         parts.append(f"<StartAfter>{key_text(start_after, page.encoding)}</StartAfter>")
-    if continuation:
+    if continuation is not None:
         parts.append(_tag("ContinuationToken", continuation))
     if next_continuation:
         parts.append(_tag("NextContinuationToken", next_continuation))
@@ -170,7 +163,10 @@ def object_list_v1(page: Listing, *, marker: str, next_marker: str | None) -> by
     """A ListObjects (v1) result. NextMarker is sent whenever the page is truncated
     (S3 sends it only with a delimiter, and clients then use the last key, which is
     the same thing)."""
-    parts = [_common(page), f"<Marker>{key_text(marker, page.encoding)}</Marker>"]
+    parts = [
+        _common(page, encode_prefix=False),
+        f"<Marker>{key_text(marker, page.encoding)}</Marker>",
+    ]
     if next_marker is not None:
         parts.append(f"<NextMarker>{key_text(next_marker, page.encoding)}</NextMarker>")
     body = "".join(parts) + _contents(page, with_owner=True) + _prefixes(page)
@@ -204,9 +200,9 @@ def delete_result(deleted: Iterable[str], errors: Iterable[tuple[str, str, str]]
     return _document("DeleteResult", body)
 
 
-def location() -> bytes:
-    """GetBucketLocation: empty, which means us-east-1 (every region is accepted)."""
-    return _document("LocationConstraint", "")
+def location(region: str) -> bytes:
+    """GetBucketLocation: the cluster's region, empty for us-east-1 (as S3 answers)."""
+    return _document("LocationConstraint", "" if region == "us-east-1" else text(region))
 
 
 def versioning() -> bytes:
@@ -214,89 +210,166 @@ def versioning() -> bytes:
     return _document("VersioningConfiguration", "")
 
 
-# -- reading -------------------------------------------------------------------------------
+# -- multipart and copy results ------------------------------------------------------------
+
+
+def _checksums(checksums: Mapping[str, str], checksum_type: str | None = None) -> str:
+    """``<ChecksumCRC32>`` and the like, then ``<ChecksumType>``."""
+    body = "".join(_tag(f"Checksum{name}", value) for name, value in checksums.items())
+    if body and checksum_type:
+        body += _tag("ChecksumType", checksum_type)
+    return body
+
+
+def initiate_upload(bucket: str, key: str, upload_id: str) -> bytes:
+    body = _tag("Bucket", bucket) + _tag("Key", key) + _tag("UploadId", upload_id)
+    return _document("InitiateMultipartUploadResult", body)
+
+
+def copy_result(root: str, etag: str, modified: dt.datetime, checksums: Mapping[str, str]) -> bytes:
+    """CopyObjectResult or CopyPartResult."""
+    body = _tag("ETag", f'"{etag}"') + _tag("LastModified", iso8601(modified))
+    return _document(root, body + _checksums(checksums))
+
+
+def complete_result(location: str, bucket: str, key: str, info: ObjectInfo) -> bytes:
+    body = (
+        _tag("Location", location)
+        + _tag("Bucket", bucket)
+        + _tag("Key", key)
+        + _tag("ETag", f'"{info.etag}"')
+        + _checksums(info.checksums, info.checksum_type)
+    )
+    return _document("CompleteMultipartUploadResult", body)
+
+
+def _part(part: PartInfo) -> str:
+    return (
+        "<Part>"
+        + _tag("PartNumber", part.number)
+        + _tag("LastModified", iso8601(part.last_modified))
+        + _tag("ETag", f'"{part.etag}"')
+        + _tag("Size", part.size)
+        + _checksums(part.checksums)
+        + "</Part>"
+    )
+
+
+def _upload_fields(upload: MultipartUpload, owner_id: str) -> str:
+    who = owner(owner_id)
+    return (
+        who.replace("Owner>", "Initiator>")
+        + who
+        + _tag("StorageClass", upload.storage_class)
+        + (
+            _tag("ChecksumAlgorithm", upload.checksum_algorithm)
+            if upload.checksum_algorithm
+            else ""
+        )
+        + (_tag("ChecksumType", upload.checksum_type) if upload.checksum_type else "")
+    )
+
+
+def parts_list(
+    bucket: str, key: str, page: PartList, *, marker: int, max_parts: int, owner_id: str
+) -> bytes:
+    body = (
+        _tag("Bucket", bucket)
+        + _tag("Key", key)
+        + _tag("UploadId", page.upload.upload_id)
+        + _upload_fields(page.upload, owner_id)
+        + _tag("PartNumberMarker", marker)
+        + (_tag("NextPartNumberMarker", page.next_marker) if page.next_marker is not None else "")
+        + _tag("MaxParts", max_parts)
+        + _tag("IsTruncated", _bool(page.is_truncated))
+        + "".join(_part(part) for part in page.parts)
+    )
+    return _document("ListPartsResult", body)
 
 
 @attrs.frozen
-class Element:
-    tag: str
-    text: str
-    children: tuple[Element, ...]
+class UploadsPage:
+    """One page of ListMultipartUploads, keys without the bucket prefix."""
 
-    def find(self, tag: str) -> Element | None:
-        return next((child for child in self.children if child.tag == tag), None)
-
-    def findall(self, tag: str) -> list[Element]:
-        return [child for child in self.children if child.tag == tag]
-
-
-def parse(body: bytes, *, limit: int = MAX_BODY) -> Element:
-    """The document's root element; MalformedXML if it is not well-formed XML, is over
-    ``limit`` bytes, or declares a DTD or an entity."""
-    if len(body) > limit:
-        raise MalformedXML(f"an XML body is at most {limit} bytes")
-    parser = expat.ParserCreate(namespace_separator="}")
-    stack: list[tuple[str, list[str], list[Element]]] = [("", [], [])]
-
-    def refuse(*args: object) -> NoReturn:
-        raise MalformedXML("XML with a DTD or entity declarations is not accepted")
-
-    def start(name: str, attributes: object) -> None:
-        stack.append((name.rsplit("}", 1)[-1], [], []))
-
-    def end(name: str) -> None:
-        tag, texts, children = stack.pop()
-        stack[-1][2].append(Element(tag, "".join(texts), tuple(children)))
-
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = lambda data: stack[-1][1].append(data)
-    try:
-        parser.Parse(body, True)
-    except expat.ExpatError as exc:
-        raise MalformedXML(f"the body is not well-formed XML: {exc}") from None
-    return stack[0][2][0]
+    bucket: str
+    prefix: str
+    delimiter: str | None
+    key_marker: str
+    upload_id_marker: str
+    max_uploads: int
+    uploads: Sequence[MultipartUpload]
+    common_prefixes: Sequence[str]
+    truncated: bool
+    next_key_marker: str | None
+    next_upload_id_marker: str | None
+    encoding: str | None
+    owner_id: str
 
 
-@attrs.frozen
-class DeleteRequest:
-    quiet: bool
-    objects: tuple[tuple[str, str | None], ...]
-    """(key, version id) of each object to delete."""
+def uploads_list(page: UploadsPage) -> bytes:
+    def key(value: str) -> str:
+        return key_text(value, page.encoding)
+
+    parts = [
+        _tag("Bucket", page.bucket),
+        f"<KeyMarker>{key(page.key_marker)}</KeyMarker>",
+        _tag("UploadIdMarker", page.upload_id_marker),
+    ]
+    if page.next_key_marker is not None:
+        parts.append(f"<NextKeyMarker>{key(page.next_key_marker)}</NextKeyMarker>")
+    if page.next_upload_id_marker is not None:
+        parts.append(_tag("NextUploadIdMarker", page.next_upload_id_marker))
+    if page.delimiter:
+        parts.append(f"<Delimiter>{key(page.delimiter)}</Delimiter>")
+    parts += [
+        f"<Prefix>{key(page.prefix)}</Prefix>",
+        _tag("MaxUploads", page.max_uploads),
+        _tag("IsTruncated", _bool(page.truncated)),
+    ]
+    if page.encoding:
+        parts.append(_tag("EncodingType", page.encoding))
+    parts += [
+        "<Upload>"
+        + f"<Key>{key(upload.key)}</Key>"
+        + _tag("UploadId", upload.upload_id)
+        + _upload_fields(upload, page.owner_id)
+        + _tag("Initiated", iso8601(upload.initiated))
+        + "</Upload>"
+        for upload in page.uploads
+    ]
+    parts += [
+        f"<CommonPrefixes><Prefix>{key(prefix)}</Prefix></CommonPrefixes>"
+        for prefix in page.common_prefixes
+    ]
+    return _document("ListMultipartUploadsResult", "".join(parts))
 
 
-def delete_request(body: bytes) -> DeleteRequest:
-    """The DeleteObjects document: ``<Delete><Quiet>`` and 1 to 1,000 ``<Object>`` each
-    with a ``<Key>`` (and optionally ``<VersionId>``); MalformedXML otherwise."""
-    root = parse(body)
-    if root.tag != "Delete":
-        raise MalformedXML(f"expected a <Delete> document, got <{root.tag}>")
-    quiet_element = root.find("Quiet")
-    quiet_text = quiet_element.text.strip().lower() if quiet_element else "false"
-    if quiet_text not in ("true", "false"):
-        raise MalformedXML(f"<Quiet> must be true or false, got {quiet_text[:20]!r}")
-    objects = []
-    for element in root.findall("Object"):
-        key = element.find("Key")
-        if key is None or not key.text:
-            raise MalformedXML("every <Object> needs a non-empty <Key>")
-        version = element.find("VersionId")
-        objects.append((key.text, version.text if version is not None else None))
-    if not 1 <= len(objects) <= MAX_DELETE_KEYS:
-        raise MalformedXML(f"a Delete names 1 to {MAX_DELETE_KEYS} objects, got {len(objects)}")
-    return DeleteRequest(quiet_text == "true", tuple(objects))
+def object_attributes(info: ObjectInfo, wanted: Iterable[str]) -> bytes:
+    """GetObjectAttributes' answer, with the attributes ``wanted``."""
+    body = ""
+    if "ETag" in wanted:
+        body += _tag("ETag", info.etag)
+    if "Checksum" in wanted and info.checksums:
+        body += f"<Checksum>{_checksums(info.checksums, info.checksum_type)}</Checksum>"
+    if "ObjectParts" in wanted and info.parts_count is not None:
+        body += f"<ObjectParts>{_tag('TotalPartsCount', info.parts_count)}</ObjectParts>"
+    if "StorageClass" in wanted:
+        body += _tag("StorageClass", info.storage_class)
+    if "ObjectSize" in wanted:
+        body += _tag("ObjectSize", info.size)
+    return _document("GetObjectAttributesResponse", body)
 
 
-def create_bucket_configuration(body: bytes) -> str | None:
-    """The LocationConstraint of a CreateBucketConfiguration body (None if empty).
-    Any constraint is accepted, and ignored: a cluster has no regions."""
-    if not body.strip():
-        return None
-    root = parse(body)
-    if root.tag != "CreateBucketConfiguration":
-        raise MalformedXML(f"expected <CreateBucketConfiguration>, got <{root.tag}>")
-    constraint = root.find("LocationConstraint")
-    return constraint.text if constraint is not None else None
+def private_acl(owner_id: str) -> bytes:
+    """The canned ``private`` ACL: the owner, with FULL_CONTROL."""
+    grantee = (
+        '<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:type="CanonicalUser">'
+        + _tag("ID", owner_id)
+        + _tag("DisplayName", owner_id)
+        + "</Grantee>"
+    )
+    grant = f"<Grant>{grantee}{_tag('Permission', 'FULL_CONTROL')}</Grant>"
+    return _document(
+        "AccessControlPolicy", owner(owner_id) + f"<AccessControlList>{grant}</AccessControlList>"
+    )

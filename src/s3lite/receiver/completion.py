@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from ..errors import EntityTooSmall, InvalidPart, InvalidPartOrder, MalformedXML
+from ..errors import BadDigest, EntityTooSmall, InvalidPart, InvalidPartOrder, MalformedXML
 from . import checksums
 from .conditions import parse_etags
 from .manifest import FULL_OBJECT, CompletedPart, MultipartUpload, ObjectInfo, PartInfo
@@ -77,9 +77,12 @@ def plan_completion(
     stored: Mapping[int, StoredPart],
     *,
     min_part_size: int = MIN_PART_SIZE,
+    expected: Mapping[str, str] | None = None,
 ) -> Completion:
     """Validate a completion request against the stored parts; raise the S3 error
-    that applies, or return the object it makes."""
+    that applies, or return the object it makes. ``expected`` is the whole object's
+    checksum the client sent (algorithm -> base64, a COMPOSITE one with or without
+    its ``-N``): BadDigest unless the object's is the same."""
     if not requested:
         raise MalformedXML("CompleteMultipartUpload must name at least one part")
     numbers = [part.number for part in requested]
@@ -113,6 +116,14 @@ def plan_completion(
         else:
             value = checksums.composite(algorithm, values)
         object_checksums[algorithm] = value
+    for name, value in (expected or {}).items():
+        computed = object_checksums.get(checksums.check_algorithm(name))
+        if computed is None or value not in (computed, computed.rsplit("-", 1)[0]):
+            raise BadDigest(
+                f"the {name} checksum you sent ({value}) does not match the object's "
+                f"({computed or 'none: the upload has no ' + name + ' checksum'}); "
+                "nothing was changed"
+            )
     return Completion(
         tuple(p.upload_id for p in chosen),
         sum(p.info.size for p in chosen),

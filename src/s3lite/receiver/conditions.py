@@ -140,18 +140,23 @@ class ReadConditions:
 
 @attrs.frozen
 class WriteCondition:
-    """A conditional write: ``if_match`` an ETag (or ``*``), or ``if_none_match``
-    (``If-None-Match: *``, create only)."""
+    """A conditional write: ``if_match`` an ETag (or ``*``), and/or ``if_none_match``:
+    True (``If-None-Match: *``, create only) or an If-None-Match list of ETags (the
+    write fails if the current object has one of them, as S3 does)."""
 
     if_match: str | None = None
-    if_none_match: bool = False
+    if_none_match: bool | str = False
 
     def check(self, key: str, current_etag: str | None) -> None:
         """Raise unless the write may replace the object whose ETag is
         ``current_etag`` (None: there is no object). If-Match on a missing key is
         NotFound, as S3 answers (404 NoSuchKey)."""
         if self.if_none_match and current_etag is not None:
-            raise PreconditionFailed(f"If-None-Match: * but {key!r} exists")
+            tags = "*" if self.if_none_match is True else str(self.if_none_match)
+            if etag_matches(tags, current_etag, weak=True):
+                raise PreconditionFailed(
+                    f"If-None-Match {tags!r} but {key!r} has ETag {current_etag!r}"
+                )
         if self.if_match is not None:
             if current_etag is None:
                 raise NotFound(f"If-Match {self.if_match!r} but there is no object {key!r}")

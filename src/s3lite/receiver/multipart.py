@@ -153,6 +153,7 @@ async def complete(
     parts: Sequence[CompletedPart | tuple[int, str] | tuple[int, str, Mapping[str, str]]],
     condition: WriteCondition | None,
     bucket: str | None,
+    expected: Mapping[str, str] | None = None,
 ) -> ObjectInfo:
     check_key(key)
     requested = [_completed_part(part) for part in parts]
@@ -161,7 +162,7 @@ async def complete(
     minimum = receiver.min_part_size
 
     def plan(upload: MultipartUpload, stored: dict[int, StoredPart]) -> Completion:
-        return plan_completion(upload, requested, stored, min_part_size=minimum)
+        return plan_completion(upload, requested, stored, min_part_size=minimum, expected=expected)
 
     receiver.uploads_in_flight.acquire([_check_id(upload_id)])
     try:

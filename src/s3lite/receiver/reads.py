@@ -14,7 +14,7 @@ was read) is looked up again in the store and reopened.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 
 import anyio
 import attrs
@@ -49,6 +49,8 @@ class ObjectRead:
     that never started does not run its clean-up."""
     part_number: int | None = attrs.field(default=None, kw_only=True)
     """The part asked for with ``part_number`` (GET/HEAD ?partNumber=N), else None."""
+    part_checksums: Mapping[str, str] = attrs.field(factory=dict, kw_only=True)
+    """The checksums of that part as it was uploaded (algorithm -> base64), if any."""
 
     @property
     def length(self) -> int:

@@ -27,14 +27,13 @@ import anyio
 import attrs
 
 from ..errors import (
-    EntityTooLarge,
     InvalidArgument,
     InvalidPartNumber,
     NotFound,
     S3liteError,
 )
 from ..orchestrator import PARTS_PER_SEGMENT, Orchestrator, RoutingView, place_parts
-from ..streams import Body, iterate_body
+from ..streams import Body, at_most, iterate_body
 from . import copying, multipart, reads
 from .attributes import Attributes, check_body, is_int
 from .checksums import Digester, ExpectedDigests
@@ -175,7 +174,7 @@ class Receiver:
             with self.orchestrator.lease() as view:
                 chunks = iterate_body(body)
                 if max_size is not None:
-                    chunks = _at_most(chunks, max_size)
+                    chunks = at_most(chunks, max_size, "a part")
                 prepared = await prepare(chunks, size, self.stripe_unit, PARTS_PER_SEGMENT)
                 sectors = place_parts(view.placement_rings, key, upload_id)
                 try:
@@ -327,6 +326,11 @@ class Receiver:
                 release,
                 tuple(opened.values()),
                 part_number=part_number,
+                part_checksums=(
+                    manifest.segments[part_number - 1].checksums
+                    if part_number is not None and part_number <= len(manifest.segments)
+                    else {}
+                ),
             )
         raise NotFound(f"object {key!r} was overwritten {OPEN_ATTEMPTS} times while opening it")
 
@@ -485,12 +489,16 @@ class Receiver:
         *,
         condition: WriteCondition | None = None,
         bucket: str | None = None,
+        expected_checksums: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
         """Make the object from the parts named (number, ETag[, checksums]). Raises
         MalformedXML (no part), InvalidPartOrder, InvalidPart, EntityTooSmall,
-        NoSuchUpload; a second Complete of a completed upload returns the same
-        object. Parts uploaded but not named are deleted."""
-        return await multipart.complete(self, key, upload_id, parts, condition, bucket)
+        NoSuchUpload, BadDigest (``expected_checksums``, the whole object's, differ);
+        a second Complete of a completed upload returns the same object. Parts
+        uploaded but not named are deleted."""
+        return await multipart.complete(
+            self, key, upload_id, parts, condition, bucket, expected_checksums
+        )
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         """Abort an open upload and delete every part stored (NoSuchUpload if it is
@@ -532,12 +540,3 @@ def _check_part_number(manifest: Manifest, part_number: object) -> int:
     if part_number > count:  # type: ignore[operator]
         raise InvalidPartNumber(f"object {manifest.key!r} has {count} part(s), not {part_number}")
     return part_number  # type: ignore[return-value]
-
-
-async def _at_most(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
-    total = 0
-    async for chunk in chunks:
-        total += len(chunk)
-        if total > limit:
-            raise EntityTooLarge(f"a part is at most {limit} bytes; the body is larger")
-        yield chunk

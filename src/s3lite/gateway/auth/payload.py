@@ -94,10 +94,8 @@ def request_payload(request: Request, verified: sigv4.Verified, *, idle_timeout:
         trailer = payload.endswith("-TRAILER")
         decoder = ChunkedDecoder(decoded, signing=signing, trailer=trailer)
         return Payload(_decoded(raw, decoder, trailers), decoded, trailers, stored_encoding)
-    if "aws-chunked" in encodings:
-        raise InvalidArgument(
-            f"an aws-chunked body needs a STREAMING-* x-amz-content-sha256, got {payload!r}"
-        )
+    # Content-Encoding: aws-chunked with a plain payload hash: the body is not framed
+    # (S3 treats the coding as a label and drops it, as boto3 users set it so).
     size = request.declared_length
     if size is None:
         size = decoded

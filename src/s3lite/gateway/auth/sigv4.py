@@ -130,8 +130,23 @@ def canonical_query(raw_query: str, *, drop: Iterable[str] = ()) -> str:
 
 def canonical_headers(headers: Mapping[str, str], names: Iterable[str]) -> str:
     """``name:value\\n`` for each signed header, values trimmed and inner runs of
-    spaces collapsed to one."""
-    return "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in names)
+    spaces collapsed to one. Values are signed as the text their bytes mean in UTF-8
+    (botocore sends ``x-amz-meta-*: é`` as UTF-8 and signs that text); ``headers``
+    hold the bytes read as ISO-8859-1, as the ASGI server hands them over."""
+    return "".join(
+        f"{name}:{' '.join(header_text(headers.get(name, '')).split())}\n" for name in names
+    )
+
+
+def header_text(value: str) -> str:
+    """The text a header value's bytes (read as ISO-8859-1) mean: UTF-8 if they are
+    valid UTF-8, else ISO-8859-1 as read."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def canonical_request(
@@ -318,6 +333,10 @@ def _check_signed_headers(names: tuple[str, ...], headers: Mapping[str, str]) ->
 
 
 def _expires(text: str) -> int:
+    """X-Amz-Expires in seconds; a negative one (an URL that expired before it was
+    signed, which botocore makes for ExpiresIn < 0) counts as expired: 403."""
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+        return -1
     if not (text.isascii() and text.isdigit() and len(text) <= 7) or not (
         1 <= int(text) <= MAX_EXPIRES
     ):
