@@ -204,6 +204,7 @@ async def test_a_state_changing_call_needs_the_csrf_token_and_a_same_origin(
     for answer, error in refused:
         assert answer.status == 403
         assert answer.json()["error"] == error
+        assert answer.headers["Connection"] == "close"  # an unread body is not a request
     listing = await root.call("GET", "api/objects", query={"bucket": bucket})
     assert listing.json()["objects"] == []  # nothing was stored
     assert len(gateway.cluster.keys.list_keys()) == 1  # no key was made

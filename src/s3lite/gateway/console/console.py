@@ -95,8 +95,11 @@ class Console:
         try:
             await self._handle(request, send, request_id, visit)
         except Refused as refused:
+            # A refused upload's body may be unread: close the connection rather than
+            # read the rest as the next request (as the gateway does for its errors).
+            closing = [("connection", "close")] if request.method not in SAFE_METHODS else []
             body = {"error": refused.error, "message": str(refused)}
-            await send_json(send, refused.status, body, refused.headers)
+            await send_json(send, refused.status, body, [*refused.headers, *closing])
 
     async def _handle(self, request: Request, send: Send, request_id: str, visit: Visit) -> None:
         path = request.segments[1:]
