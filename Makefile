@@ -8,7 +8,7 @@ DATA ?= data
 METRICS ?=
 S3TESTS_DIR ?=
 
-.PHONY: run test test-large lint format bench screenshots clean s3-tests
+.PHONY: run test test-large test-clients lint format bench screenshots clean s3-tests
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,6 +24,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not large"
+
+# Real S3 clients (boto3, aws cli, s3cmd, rclone) against a gateway and node processes;
+# also part of `make test`. rclone comes from Debian's packages (.ci/run installs it).
+test-clients: $(STAMP)
+	$(BIN)/python -m pytest -q -m clients --durations=0
 
 test-large: $(STAMP)
 	$(BIN)/python -m pytest -q -m large -s

@@ -23,7 +23,7 @@ from unittest import mock
 import aiohttp
 import attrs
 import yarl
-from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+from botocore.auth import HmacV1QueryAuth, S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -97,6 +97,22 @@ def presign(
     request = AWSRequest(method=method, url=url, headers=dict(headers or {}))
     with _at(when):
         S3SigV4QueryAuth(credentials, "s3", region, expires=expires).add_auth(request)
+    return str(request.url)
+
+
+def presign_v2(
+    method: str,
+    url: str,
+    *,
+    expires: int = 3600,
+    headers: Mapping[str, str] | None = None,
+    credentials: Credentials = ROOT,
+) -> str:
+    """A SigV2 presigned URL for ``url`` (what boto3's generate_presigned_url and
+    ``aws s3 presign`` make by default); ``headers`` are signed, and botocore copies
+    them into the query too."""
+    request = AWSRequest(method=method, url=url, headers=dict(headers or {}))
+    HmacV1QueryAuth(credentials, expires=expires).add_auth(request)
     return str(request.url)
 
 

@@ -35,6 +35,7 @@ from tests.s3sign import (
     Seed,
     aws_chunked,
     presign,
+    presign_v2,
     sign,
 )
 
@@ -114,6 +115,43 @@ async def test_presigned_get_and_put_and_expiry(gateway: Gateway, stored: str) -
         async with raw.get(bad) as response:
             assert response.status == 400
             assert error_of(await response.read())["Code"] == "AuthorizationHeaderMalformed"
+
+
+async def test_sigv2_presigned_urls(gateway: Gateway, stored: str, bucket: str) -> None:
+    """What boto3 and `aws s3 presign` make by default: they work as SigV4's do."""
+    raw = gateway.session.session
+    async with raw.get(presign_v2("GET", gateway.url + stored, expires=60)) as response:
+        assert (response.status, await response.read()) == (200, DATA)
+    typed = {"Content-Type": "text/x-v2"}
+    url = presign_v2("PUT", gateway.url + stored + "2", expires=60, headers=typed)
+    assert "content-type=text%2Fx-v2" in url  # botocore's copy of the signed header
+    async with raw.put(url, data=b"presigned v2", headers=typed) as response:
+        assert response.status == 200
+    status, headers, body = await gateway.request("GET", stored + "2")
+    assert (status, headers["Content-Type"], body) == (200, "text/x-v2", b"presigned v2")
+    before = await snapshot(gateway, bucket)
+    refusals = [
+        (presign_v2("PUT", gateway.url + stored, expires=-1), typed, "AccessDenied"),
+        (url, {"Content-Type": "text/other"}, "SignatureDoesNotMatch"),
+        (url.replace("/k2?", "/k3?"), typed, "SignatureDoesNotMatch"),
+        (
+            presign_v2(
+                "PUT", gateway.url + stored, credentials=Credentials(ROOT.access_key, "wrong")
+            ),
+            {},
+            "SignatureDoesNotMatch",
+        ),
+        (
+            presign_v2("PUT", gateway.url + stored, credentials=Credentials("NOSUCHKEY", "x")),
+            {},
+            "InvalidAccessKeyId",
+        ),
+    ]
+    for target, sent, code in refusals:
+        async with raw.put(target, data=b"refused", headers=sent) as response:
+            assert response.status == 403, target
+            assert error_of(await response.read())["Code"] == code
+    assert await snapshot(gateway, bucket) == before
 
 
 async def test_a_body_that_does_not_match_its_signed_hash_stores_nothing(
@@ -211,6 +249,53 @@ async def test_issue_6_probes_change_nothing(
     status, _, sent = await gateway.request(method, stored + query, data=body, headers=headers)
     what = ET.fromstring(sent).tag.removeprefix(NS) if status == 200 else error_of(sent)["Code"]
     assert (status, what) == answer, sent
+    assert await snapshot(gateway, bucket) == before
+
+
+def acl_body(owner: str, *grantees: str) -> bytes:
+    """An AccessControlPolicy (as s3cmd sends one) granting FULL_CONTROL to each of
+    ``grantees``: a canonical user id, or a group URI."""
+    grants = "".join(
+        "<Grant><Grantee xmlns:xsi='http://www.w3.org/2001/XMLSchema-instance' "
+        + (
+            f"xsi:type='Group'><URI>{g}</URI>"
+            if "://" in g
+            else f"xsi:type='CanonicalUser'><ID>{g}</ID>"
+        )
+        + "</Grantee><Permission>FULL_CONTROL</Permission></Grant>"
+        for g in grantees
+    )
+    return (
+        "<AccessControlPolicy xmlns='http://s3.amazonaws.com/doc/2006-03-01/'>"
+        f"<Owner><ID>{owner}</ID></Owner><AccessControlList>{grants}</AccessControlList>"
+        "</AccessControlPolicy>"
+    ).encode()
+
+
+async def test_an_acl_body_saying_private_is_accepted(
+    gateway: Gateway, stored: str, bucket: str
+) -> None:
+    """What s3cmd puts back after a copy: the ACL GetObjectAcl gave. Only that."""
+    owner = ROOT.access_key
+    before = await snapshot(gateway, bucket)
+    for target in (stored, f"/{bucket}"):
+        status, _, acl = await gateway.request("GET", target + "?acl")
+        assert status == 200
+        assert (await gateway.request("PUT", target + "?acl", data=acl))[0] == 200
+        assert (await gateway.request("PUT", target + "?acl", data=acl_body(owner, owner)))[
+            0
+        ] == 200
+    everyone = "http://acs.amazonaws.com/groups/global/AllUsers"
+    for body, answer in [
+        (acl_body(owner, owner, everyone), (501, "NotImplemented")),
+        (acl_body(owner, "SOMEONEELSE"), (501, "NotImplemented")),
+        (acl_body("SOMEONEELSE", owner), (501, "NotImplemented")),
+        (acl_body(owner), (501, "NotImplemented")),
+        (b"<Tagging/>", (400, "MalformedXML")),
+        (b"<AccessControlPolicy", (400, "MalformedXML")),
+    ]:
+        status, _, sent = await gateway.request("PUT", stored + "?acl", data=body)
+        assert (status, error_of(sent)["Code"]) == answer
     assert await snapshot(gateway, bucket) == before
 
 

@@ -1,16 +1,17 @@
 """Access control lists, as far as s3lite has them: Get{Bucket,Object}Acl answer the
 one ACL there is (the bucket's owner has FULL_CONTROL; other keys reach a bucket only
 through `s3lite key allow`, which ACLs do not express), and Put{Bucket,Object}Acl
-accept only that same ACL, the canned ``private`` (tools such as s3cmd and the suite
-set it). Any other ACL (``public-read``, ``x-amz-grant-*``, an AccessControlPolicy
-body) is answered 501 NotImplemented and changes nothing.
+accept only that same ACL: the canned ``private`` (tools such as s3cmd and the suite
+set it), or an AccessControlPolicy body that says the same (s3cmd puts back the ACL it
+read after a copy). Any other ACL (``public-read``, ``x-amz-grant-*``, a policy that
+grants anyone else anything) is answered 501 NotImplemented and changes nothing.
 """
 
 from __future__ import annotations
 
 from ..asgi import Send, send_bytes
 from ..errors import NotImplementedYet
-from . import xml
+from . import xml, xmlparse
 from .call import Call, Handler, send_xml
 from .get import stored_key
 
@@ -22,7 +23,8 @@ async def _check_private(call: Call) -> None:
     canned = headers.get("x-amz-acl", "private").strip()
     grants = sorted(name for name in headers if name.startswith("x-amz-grant-"))
     body = await call.read_body(MAX_ACL_BODY)
-    if canned != "private" or grants or body.strip():
+    private = not body.strip() or xmlparse.is_private_acl(body, call.owner_id)
+    if canned != "private" or grants or not private:
         raise NotImplementedYet(
             "s3lite keeps one ACL, private (the owner's FULL_CONTROL); grant access to "
             "other keys with `s3lite key allow`. Nothing was changed"

@@ -68,7 +68,7 @@ from ..receiver import Receiver
 from ..receiver.buckets import Buckets
 from . import acl, admin, bucket, copy, delete, get, multipart, put, xml
 from . import list as listing
-from .auth import sigv4
+from .auth import sigv2, sigv4
 from .auth.keystore import KeyStore
 from .auth.policy import NOBODY, Identity, allowed
 from .call import DEFAULT_REGION, Call, Handler, Services
@@ -76,7 +76,7 @@ from .console import PREFIX as CONSOLE_PREFIX
 from .console import Console, Visit
 from .errors import entry_of, is_known
 from .ops import HEALTH_PATHS, answer_health, is_unsigned
-from .router import ADMIN_PREFIX, Access, Operation, route
+from .router import ADMIN_PREFIX, Access, Operation, route, virtual_bucket
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +209,15 @@ class GatewayApp(App):
         return self.domain is None or route("GET", "/", {}, host, domain=self.domain).bucket is None
 
     def _authenticate(self, request: Request) -> tuple[Identity, sigv4.Verified]:
-        claim = sigv4.parse(
-            request.method, request.raw_path, request.raw_query, request.headers, now=self.clock()
+        """Who signed the request: SigV4 (header or presigned query), or a SigV2
+        presigned URL (what boto3 and the aws cli presign by default)."""
+        now = self.clock()
+        method, path, query, headers = (
+            request.method, request.raw_path, request.raw_query, request.headers
+        )  # fmt: skip
+        bucket = virtual_bucket(headers.get("host"), self.domain)
+        claim = sigv2.parse(method, path, query, headers, now=now, bucket=bucket) or sigv4.parse(
+            method, path, query, headers, now=now
         )
         if claim is None:
             raise AccessDenied("the request carries no credentials: sign it with AWS SigV4")
@@ -218,6 +225,8 @@ class GatewayApp(App):
         secret = keys.secret(claim.access_key)
         if secret is None:
             raise InvalidAccessKeyId(f"the access key id {claim.access_key[:128]!r} does not exist")
+        if isinstance(claim, sigv2.Claim):
+            return keys.identity(claim.access_key), sigv2.verify(claim, secret)
         return keys.identity(claim.access_key), sigv4.verify(claim, secret)
 
     def _admit(self, identity: Identity, op: Operation) -> None:

@@ -194,8 +194,12 @@ PRESIGN_PARAMETERS = frozenset(
     {
         "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
         "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
+        "AWSAccessKeyId", "Signature", "Expires", "content-type", "content-md5",
     }
 )  # fmt: skip
+"""SigV4's presigned query parameters, then SigV2's (auth/sigv2.py): botocore copies
+the Content-Type and Content-MD5 it signed into a SigV2 URL's query; the request must
+still send them as headers, which is what the signature is checked against."""
 PARAMETERS = (
     _LIST_PARAMETERS
     | RESPONSE_OVERRIDES
@@ -310,14 +314,23 @@ def _split(path: str, host: str | None, domain: str | None) -> tuple[str | None,
     """(bucket, key) of a request; None where the path stops short of them."""
     if not path.startswith("/"):
         raise InvalidArgument(f"a request path starts with '/', got {path!r}")
-    if domain and host:
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        name = name.lower().rstrip(".")
-        if name.endswith("." + domain.lower()):
-            virtual = name[: -len(domain) - 1]
-            return virtual, (path[1:] or None)
+    virtual = virtual_bucket(host, domain)
+    if virtual is not None:
+        return virtual, (path[1:] or None)
     bucket, _, key = path[1:].partition("/")
     return (bucket or None), (key or None)
+
+
+def virtual_bucket(host: str | None, domain: str | None) -> str | None:
+    """The bucket a ``Host`` of ``<bucket>.<domain>`` names (virtual-hosted style),
+    or None (path style: no domain, no host, or a host outside the domain)."""
+    if not (domain and host):
+        return None
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.lower().rstrip(".")
+    if name.endswith("." + domain.lower()):
+        return name[: -len(domain) - 1]
+    return None
 
 
 def _part_number(text: str | None) -> int | None:

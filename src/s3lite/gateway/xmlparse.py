@@ -1,5 +1,5 @@
 """S3's XML request bodies (DeleteObjects, CreateBucketConfiguration,
-CompleteMultipartUpload), read safely.
+CompleteMultipartUpload, AccessControlPolicy), read safely.
 
 A request body is parsed only up to a size limit, with expat, and a document that
 declares a DTD or an entity is refused (no entity expansion, no external references:
@@ -136,3 +136,29 @@ def complete_request(body: bytes) -> list[CompletedPart]:
     if not parts:
         raise MalformedXML("a CompleteMultipartUpload names at least one <Part>")
     return parts
+
+
+def is_private_acl(body: bytes, owner_id: str) -> bool:
+    """Whether an AccessControlPolicy document is the ``private`` ACL: every grant, and
+    at least one, gives FULL_CONTROL to ``owner_id``, and the Owner (if named) is
+    ``owner_id``. s3cmd sends the ACL GetObjectAcl gave back this way after a copy.
+    MalformedXML if the body is not an AccessControlPolicy."""
+    root = parse(body)
+    if root.tag != "AccessControlPolicy":
+        raise MalformedXML(f"expected an AccessControlPolicy document, got <{root.tag}>")
+    owner = root.find("Owner")
+    if owner is not None and _text(owner, "ID") != owner_id:
+        return False
+    listing = root.find("AccessControlList")
+    grants = [] if listing is None else listing.findall("Grant")
+    return bool(grants) and all(
+        (grantee := grant.find("Grantee")) is not None
+        and _text(grantee, "ID") == owner_id
+        and _text(grant, "Permission") == "FULL_CONTROL"
+        for grant in grants
+    )
+
+
+def _text(element: Element, tag: str) -> str | None:
+    child = element.find(tag)
+    return None if child is None else child.text.strip()

@@ -275,6 +275,11 @@ def verify(claim: Claim, secret: str) -> Verified:
 
 def _authorization_fields(header: str) -> tuple[str, str, str, str]:
     algorithm, _, rest = header.strip().partition(" ")
+    if algorithm == "AWS":
+        raise AuthorizationHeaderMalformed(
+            f"Signature Version 2 headers are not supported: sign with {ALGORITHM} (SigV4); "
+            "only presigned URLs may use SigV2"
+        )
     fields: dict[str, str] = {}
     for item in rest.split(","):
         name, sep, value = item.strip().partition("=")
