@@ -8,7 +8,7 @@ DATA ?= data
 METRICS ?=
 S3TESTS_DIR ?=
 
-.PHONY: run test test-large test-clients lint format bench clean s3-tests
+.PHONY: run test test-large test-clients lint format bench screenshots clean s3-tests
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -50,6 +50,10 @@ s3-tests: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The web console's pictures in docs/ (needs Debian's chromium and chromium-driver)
+screenshots: $(STAMP)
+	$(BIN)/python -m benchmarks screenshots
 
 clean:
 	rm -rf $(VENV) .bench .mypy_cache .ruff_cache .hypothesis .s3-tests

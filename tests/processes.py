@@ -124,7 +124,8 @@ async def _hold(
 class Service:
     """Node processes (six by default) and a gateway process, all under ``root``
     (started by :func:`running_service`), as the service tests and the operations
-    tests use them."""
+    tests use them; ``size`` nodes are in the cluster, any more are spares, ready to
+    join."""
 
     root: Path
     group: anyio.abc.TaskGroup
@@ -185,16 +186,21 @@ class Service:
 
 @asynccontextmanager
 async def running_service(
-    root: Path, *gateway_options: str, nodes: int = NODES, node_options: Sequence[str] = ()
+    root: Path,
+    *gateway_options: str,
+    nodes: int = NODES,
+    spares: int = 0,
+    node_options: Sequence[str] = (),
 ) -> AsyncIterator[Service]:
-    """``nodes`` node processes (each with ``node_options``) and a gateway process under
-    ``root``, stopped at the end."""
+    """``nodes`` node processes (each with ``node_options``) and a gateway process over
+    them, and ``spares`` more node processes outside the cluster
+    (``service.nodes[nodes:]``), all under ``root``, stopped at the end."""
     async with contextlib.AsyncExitStack() as stack:
         group = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(group.cancel_scope.cancel)  # runs first: stops every process
-        cluster = Service(root, group, nodes)
+        cluster = Service(root, group, size=nodes)
         async with anyio.create_task_group() as starting:
-            for index in range(nodes):
+            for index in range(nodes + spares):
                 starting.start_soon(cluster.start_node, index, 0, *node_options)
         await cluster.start_gateway(*gateway_options)
         yield cluster

@@ -22,18 +22,11 @@ from s3lite.cli_render import (
 )
 from s3lite.logs import fields_of
 from s3lite.progress import RATE_WINDOW, Progress
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def test_progress_counts_rate_eta_and_events() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     heard: list[dict[str, Any]] = []
     progress = Progress("join n7", clock=clock)
     progress.listeners.append(heard.append)
@@ -59,7 +52,7 @@ def test_progress_counts_rate_eta_and_events() -> None:
 
 
 def test_the_rate_follows_recent_samples_only() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     progress = Progress("t", clock=clock)
     progress.set_totals(bytes=10_000)
     for _ in range(10):
@@ -76,7 +69,7 @@ def test_the_rate_follows_recent_samples_only() -> None:
 
 @given(st.lists(st.integers(0, 10**6), max_size=30), st.integers(0, 10**7))
 def test_fraction_stays_in_range_and_milestones_log_once(advances: list[int], total: int) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     log = logging.getLogger("test.progress")
     records: list[logging.LogRecord] = []
 

@@ -26,6 +26,7 @@ from s3lite.orchestrator.liveness import (
 )
 from s3lite.orchestrator.observed import ObservedClient
 from s3lite.transport.base import NodeHealth
+from tests.clock import Clock
 
 NODES = ("a", "b", "c")
 
@@ -40,14 +41,6 @@ events = st.one_of(
     st.builds(DiskFullSeen, st.just("no space")),
     st.builds(ProbeAnswered, st.builds(health, st.just("a"), full=st.booleans())),
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @given(st.lists(st.tuples(st.sampled_from(NODES), events, st.floats(0, 100)), max_size=40))

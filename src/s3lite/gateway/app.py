@@ -18,7 +18,10 @@ and logged, in that order, and every error goes through the one table (errors.py
    figures go to the metrics (s3lite_requests_total and friends).
 
 Health checks (``/health/live``, ``/health/ready``, ops.py) are answered before all
-this when the request is unsigned, and are neither logged nor counted.
+this when the request is unsigned, and are neither logged nor counted. The web console
+(``/_console/...``, console/) takes steps 2 to 5 itself: it is not S3, and its
+requests carry a session cookie instead of a signature; they are logged and counted
+like any other (operation ``Console`` or ``Console.<S3 operation>``).
 
 An error answered before the request body was read to its end closes the connection
 (``Connection: close``): with ``Expect: 100-continue`` the client never sends the body
@@ -69,6 +72,8 @@ from .auth import sigv2, sigv4
 from .auth.keystore import KeyStore
 from .auth.policy import NOBODY, Identity, allowed
 from .call import DEFAULT_REGION, Call, Handler, Services
+from .console import PREFIX as CONSOLE_PREFIX
+from .console import Console, Visit
 from .errors import entry_of, is_known
 from .ops import HEALTH_PATHS, answer_health, is_unsigned
 from .router import ADMIN_PREFIX, Access, Operation, route, virtual_bucket
@@ -131,6 +136,7 @@ class GatewayApp(App):
         self.clock = clock
         self.metrics = metrics or orchestrator.metrics
         """Where requests are counted (the cluster's registry, by default)."""
+        self.console = Console(self.services, clock=clock)
 
     async def reject(self, scope: Scope, send: Send, error: BadRequest) -> None:
         request_id = uuid.uuid4().hex[:16]
@@ -150,7 +156,11 @@ class GatewayApp(App):
         access_key = "-"
         operation = "-"
         self.metrics.http.in_flight.inc()
+        console = Visit() if self._is_console(request) else None
         try:
+            if console is not None:
+                await self.console.handle(request, exchange.send, request_id, console)
+                return
             identity, verified = self._authenticate(request)
             access_key = identity.access_key
             op = route(request.method, path, request.query, request.headers, domain=self.domain)
@@ -167,6 +177,8 @@ class GatewayApp(App):
                 raise ResponseAborted(f"failed after the response started: {exc}") from exc
             await self._error(request, exchange, exc, path, request_id)
         finally:
+            if console is not None:
+                access_key, operation = console.access_key, console.operation
             seconds = time.monotonic() - started
             self.metrics.http.in_flight.dec()
             self.metrics.http.observe(
@@ -187,6 +199,14 @@ class GatewayApp(App):
                 duration_ms=round(seconds * 1000, 1),
                 outcome=exchange.outcome,
             )
+
+    def _is_console(self, request: Request) -> bool:
+        """``/_console/...`` addressed to the gateway itself (with ``--domain``, the
+        same path on a bucket's virtual host is an object key of that bucket)."""
+        if request.segments[0] != CONSOLE_PREFIX:
+            return False
+        host = {"host": request.headers.get("host", "")}
+        return self.domain is None or route("GET", "/", {}, host, domain=self.domain).bucket is None
 
     def _authenticate(self, request: Request) -> tuple[Identity, sigv4.Verified]:
         """Who signed the request: SigV4 (header or presigned query), or a SigV2
@@ -242,7 +262,7 @@ class GatewayApp(App):
         if not exchange.body_done and ("connection", "close") not in headers:
             headers = [*headers, ("connection", "close")]
         send = exchange.send
-        if request.segments[0] == ADMIN_PREFIX:
+        if request.segments[0] in (ADMIN_PREFIX, CONSOLE_PREFIX):
             error = {"error": type(exc).__name__, "message": message}
             await send_json(send, entry.status, error, headers)
         elif entry.status == 304:

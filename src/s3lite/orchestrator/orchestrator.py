@@ -137,6 +137,9 @@ class Orchestrator:
         """The join in progress, or the last one (None before any)."""
         self.progress_listeners: list[Callable[[dict[str, Any]], None]] = []
         """Called with every progress event of every join (s3lite.progress)."""
+        self.sectors_copied: dict[int, float] = {}
+        """Each moving sector's fraction copied (0 to 1) in the current or last copy
+        pass of a join, so the console can fill the ring's sectors as they move."""
         self.metrics.add_state(lambda: cluster_gauges(self))
         self._topology: Topology | None = None
         self._view: RoutingView | None = None
@@ -541,10 +544,13 @@ class Orchestrator:
             sizes = await self._moving_sizes(migration)
         progress.set_totals(items=len(migration.moves), bytes=sum(sizes.values()))
         progress.restart_counts()
+        self.sectors_copied = dict.fromkeys(migration.moves, 0.0)
         progress.step("copy", sectors=len(migration.moves), bytes=sum(sizes.values()))
         recipient = self.client(migration.new_node)
         for donor, sectors in migration.plan.by_donor().items():
-            count = _DonorCount(donor, sorted(sectors), sizes, progress, self.metrics)
+            count = _DonorCount(
+                donor, sorted(sectors), sizes, progress, self.metrics, self.sectors_copied
+            )
             archive = await self.client(donor).export_sectors(sectors)
             try:
                 await recipient.import_sectors(self._relay(archive, count))
@@ -637,7 +643,8 @@ def _moving_bytes(
 class _DonorCount:
     """Turns the bytes relayed from one donor into progress: bytes (at most the
     donor's planned share until it is complete) and sectors (the export streams them
-    in order, so a sector is done once the bytes before its end have gone by)."""
+    in order, so a sector is done once the bytes before its end have gone by). Each
+    sector's own fraction goes to ``copied`` (sector -> 0..1)."""
 
     def __init__(
         self,
@@ -646,10 +653,14 @@ class _DonorCount:
         sizes: Mapping[int, int],
         progress: Progress,
         metrics: GatewayMetrics,
+        copied: dict[int, float],
     ) -> None:
         self._progress = progress
         self._counter = metrics.joins.relayed.labels(donor)
-        self._ends = list(itertools.accumulate(sizes.get(sector, 0) for sector in sectors))
+        self._sectors = sectors
+        self._sizes = [sizes.get(sector, 0) for sector in sectors]
+        self._copied = copied
+        self._ends = list(itertools.accumulate(self._sizes))
         self._share = self._ends[-1] if self._ends else 0
         self._relayed = 0
         self._counted = 0
@@ -669,7 +680,16 @@ class _DonorCount:
             done = bisect.bisect_right(self._ends, counted)
             if done == len(self._ends):
                 done -= 1  # the last sector is done when the stream ends, not before
+        before = self._sectors_done
         items, self._sectors_done = done - self._sectors_done, max(done, self._sectors_done)
         grown, self._counted = counted - self._counted, max(counted, self._counted)
+        for sector in self._sectors[before : self._sectors_done]:
+            self._copied[sector] = 1.0
+        if self._sectors_done < len(self._sectors):
+            index = self._sectors_done
+            size = self._sizes[index]
+            start = self._ends[index] - size
+            fraction = (self._counted - start) / size if size else 0.0
+            self._copied[self._sectors[index]] = min(max(fraction, 0.0), 1.0)
         if items > 0 or grown > 0:
             self._progress.advance(items=max(items, 0), bytes=max(grown, 0))
