@@ -8,7 +8,12 @@ through the receiver while the cluster grows one ``add_node()`` at a time from 6
 * bytes the join moved (what the new node received) against the ideal
   ``total / (n + 1)``.
 
-Usage: ``python -m benchmarks balance [--objects N] [--max-nodes N] [--policies ...]``
+Objects are STANDARD: with the cluster's target parity (``--parity``, default 2) a
+segment has 6 data parts and, from eight nodes on, two parity parts, every one on its
+own node, so joins move parity parts like any other.
+
+Usage: ``python -m benchmarks balance [--objects N] [--max-nodes N] [--policies ...]
+[--parity P]``
 """
 
 from __future__ import annotations
@@ -36,14 +41,18 @@ def object_sizes(count: int, seed: int = SEED) -> list[int]:
     return [max(1, int(rng.lognormvariate(math.log(MEDIAN_BYTES), SIGMA))) for _ in range(count)]
 
 
-async def grow(policy: str, objects: int, max_nodes: int, root: Path) -> list[dict[str, float]]:
+async def grow(
+    policy: str, objects: int, max_nodes: int, root: Path, parity: int = 2
+) -> list[dict[str, float]]:
     """Upload an equal batch of objects before each join, from 6 to ``max_nodes``."""
     sizes = object_sizes(objects)
     rounds = max_nodes - 5
     batches = [sizes[r * objects // rounds : (r + 1) * objects // rounds] for r in range(rounds)]
     rows: list[dict[str, float]] = []
     uploaded = 0
-    cluster = LocalCluster(root=root, policy=policy, janitor_interval=None, fsync=False)
+    cluster = LocalCluster(
+        root=root, policy=policy, janitor_interval=None, fsync=False, parity=parity
+    )
     async with cluster:
         for batch in batches:
             for size in batch:
@@ -90,13 +99,17 @@ async def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--max-nodes", type=int, default=48)
     parser.add_argument("--policies", nargs="+", default=["fill", "half", "ketama"])
     parser.add_argument("--every", type=int, default=6, help="print every Nth cluster size")
+    parser.add_argument("--parity", type=int, default=2, help="the clusters' target parity")
     args = parser.parse_args(argv)
     results: dict[str, object] = {}
     for policy in args.policies:
         with tempfile.TemporaryDirectory(prefix=f"s3lite-balance-{policy}-") as root:
-            rows = await grow(policy, args.objects, args.max_nodes, Path(root))
+            rows = await grow(policy, args.objects, args.max_nodes, Path(root), args.parity)
         results[policy] = {"rows": rows, "summary": summarize(policy, rows)}
-        print(f"\n{policy}: {args.objects} objects, lognormal median {MEDIAN_BYTES} B")
+        print(
+            f"\n{policy}: {args.objects} objects, lognormal median {MEDIAN_BYTES} B, "
+            f"target parity {args.parity}"
+        )
         print(f"{'nodes':>5} {'max/mean':>9} {'max/min':>8} {'moved/ideal':>12} {'join s':>7}")
         for row in rows:
             if row["nodes"] % args.every == 0 or row["nodes"] == args.max_nodes:

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -122,14 +122,16 @@ async def _hold(
 
 @attrs.define
 class Service:
-    """Six node processes and a gateway process, all under ``root`` (started by
-    :func:`running_service`), as the service tests and the operations tests use them;
-    ``size`` nodes are in the cluster, any more are spares, ready to join."""
+    """Node processes (six by default) and a gateway process, all under ``root``
+    (started by :func:`running_service`), as the service tests and the operations
+    tests use them; ``size`` nodes are in the cluster, any more are spares, ready to
+    join."""
 
     root: Path
     group: anyio.abc.TaskGroup
-    gateway: Server | None = None
     size: int = NODES
+    """Nodes of the cluster the gateway is created with."""
+    gateway: Server | None = None
     _nodes: dict[int, Server] = attrs.Factory(dict)
 
     @property
@@ -153,9 +155,12 @@ class Service:
         assert self.gateway is not None
         return self.gateway
 
-    async def start_node(self, index: int, port: int = 0) -> Server:
-        """Start node ``index`` over its own data dir; with ``port``, restart it there."""
-        args = ("node", "--data-dir", self.node_dir(index), "--listen", f"127.0.0.1:{port}")
+    async def start_node(self, index: int, port: int = 0, *options: str) -> Server:
+        """Start node ``index`` over its own data dir; with ``port``, restart it there;
+        ``options`` are more flags (``--reserve 1T``)."""
+        args = (
+            "node", "--data-dir", self.node_dir(index), "--listen", f"127.0.0.1:{port}", *options,
+        )  # fmt: skip
         server = await self.group.start(_hold, args, self.root / f"node{index}.log")
         self._nodes[index] = server
         return server
@@ -181,17 +186,21 @@ class Service:
 
 @asynccontextmanager
 async def running_service(
-    root: Path, *gateway_options: str, nodes: int = NODES, spares: int = 0
+    root: Path,
+    *gateway_options: str,
+    nodes: int = NODES,
+    spares: int = 0,
+    node_options: Sequence[str] = (),
 ) -> AsyncIterator[Service]:
-    """``nodes`` node processes (six by default) and a gateway process over them, and
-    ``spares`` more node processes outside the cluster (``service.nodes[nodes:]``),
-    all under ``root``, stopped at the end."""
+    """``nodes`` node processes (each with ``node_options``) and a gateway process over
+    them, and ``spares`` more node processes outside the cluster
+    (``service.nodes[nodes:]``), all under ``root``, stopped at the end."""
     async with contextlib.AsyncExitStack() as stack:
         group = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(group.cancel_scope.cancel)  # runs first: stops every process
         cluster = Service(root, group, size=nodes)
         async with anyio.create_task_group() as starting:
             for index in range(nodes + spares):
-                starting.start_soon(cluster.start_node, index)
+                starting.start_soon(cluster.start_node, index, 0, *node_options)
         await cluster.start_gateway(*gateway_options)
         yield cluster

@@ -110,8 +110,9 @@ async def _once(data: bytes):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("policy", ["fill", "half", "ketama"])
 async def test_joins_keep_every_object_and_invariant_one(tmp_path: Path, policy: str) -> None:
-    """Objects written before each of several joins stay readable, with the six parts
-    of every object on six distinct nodes after every join (re-homing at work)."""
+    """Objects written before each of several joins stay readable, with every part
+    (data and parity) of every object on a distinct node after every join (re-homing
+    at work); objects written once there are eight nodes or more have parity 2."""
     async with LocalCluster(
         root=tmp_path / policy, nodes=6, policy=policy, stripe_unit=2048, fsync=False
     ) as cluster:
@@ -121,6 +122,10 @@ async def test_joins_keep_every_object_and_invariant_one(tmp_path: Path, policy:
                 key = f"r{round_}/o{i}"
                 objects[key] = os.urandom(3000 + 17 * i)
                 await cluster.receiver.put_object(key, objects[key])
+            for i in range(40):
+                manifest = await cluster.receiver.manifests.get(f"r{round_}/o{i}")
+                assert manifest is not None
+                assert manifest.segments[0].parity == min(2, len(cluster.nodes) - 6)
             new = await cluster.add_node()
             usage = await cluster.usage()
             assert usage[new] > 0, f"{new} received nothing under {policy}"
@@ -137,8 +142,9 @@ async def assert_invariant_one(cluster: LocalCluster) -> None:
     for info in listing.objects:
         manifest = await cluster.receiver.manifests.get(info.key)
         assert manifest is not None
-        owners = [ring.owner(part.sector) for part in manifest.segments[0].parts]
-        assert len(set(owners)) == 6, (info.key, owners)
+        (segment,) = manifest.segments
+        owners = [ring.owner(part.sector) for part in segment.parts]
+        assert len(set(owners)) == len(owners) == 6 + segment.parity, (info.key, owners)
 
 
 async def referenced_bytes(cluster: LocalCluster) -> int:
@@ -147,7 +153,8 @@ async def referenced_bytes(cluster: LocalCluster) -> int:
     for info in listing.objects:
         manifest = await cluster.receiver.manifests.get(info.key)
         assert manifest is not None
-        total += sum(Header(part.length).file_size for part in manifest.segments[0].parts)
+        parts = manifest.segments[0].parts
+        total += sum(Header(part.length).file_size for part in parts if not part.missing)
     return total
 
 

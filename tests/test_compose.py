@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-NODE_COUNT = 6
+NODE_COUNT = 8
 CONTAINER_ADDRESS = "127.0.0.1:9000"
 """Where a healthcheck inside a container finds its own server."""
 
@@ -79,11 +79,13 @@ def of_kind(compose: dict[str, Any], kind: str) -> dict[str, argparse.Namespace]
     return {name: args for name, args in parsed(compose).items() if args.command == kind}
 
 
-def test_six_nodes_and_one_gateway(compose: dict[str, Any]) -> None:
+def test_eight_nodes_and_one_gateway(compose: dict[str, Any]) -> None:
     kinds = Counter(args.command for args in parsed(compose).values())
     assert kinds == {"node": NODE_COUNT, "gateway": 1}
     assert set(of_kind(compose, "node")) == {f"node{n}" for n in range(1, NODE_COUNT + 1)}
     assert set(of_kind(compose, "gateway")) == {"gateway"}
+    (gateway,) = of_kind(compose, "gateway").values()
+    assert gateway.parity == 2  # eight nodes: six data parts and two parity parts each
 
 
 def test_every_command_is_a_valid_s3lite_command(compose: dict[str, Any]) -> None:

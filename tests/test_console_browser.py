@@ -120,7 +120,7 @@ def scenario(service: Service, downloads: Path, stop: Callable[[int], None]) -> 
             lambda d: d.find_elements(By.CSS_SELECTOR, "#details-parts tr.part"),
             "the object's parts",
         )
-        assert len(parts) == 2 * 6  # two segments (multipart) of six parts
+        assert len(parts) == 2 * (6 + 2)  # two segments (multipart): six data, two parity
         assert {part.get_attribute("data-node") for part in parts} <= set(owners)
 
         # A small file goes up in one request; deleted, its row goes.

@@ -218,3 +218,21 @@ def test_status_text_shows_down_since_and_joining() -> None:
     assert "joining" in text
     assert "migration: 30 sectors to n7 (copying) from n1:30" in text
     assert "join n7 (copy): [" in text
+    assert "parity" not in text  # a gateway from before parity says nothing about it
+
+
+def test_status_text_shows_parity_and_the_heal_queue() -> None:
+    status = {
+        "policy": "fill", "generation": 1, "nodes_up": 7, "fair_share_bytes": None,
+        "nodes": [], "migration": None, "progress": {"join": None}, "heal_queue": 3,
+        "parity": {"target": 2, "effective": 1, "writable_nodes": 7, "nodes": 8,
+                   "warning": "target parity is 2 but only 7 of 8 nodes can take new parts"},
+    }  # fmt: skip
+    lines = status_text(status).splitlines()
+    assert lines[-2] == (
+        "parity: target 2, new objects get 1 (7 of 8 nodes take new parts); "
+        "heal queue: 3 segment(s)"
+    )
+    assert lines[-1] == "warning: target parity is 2 but only 7 of 8 nodes can take new parts"
+    status["parity"] = {**status["parity"], "effective": 2, "warning": None}  # type: ignore[dict-item]
+    assert status_text(status).splitlines()[-1].startswith("parity: target 2, new objects get 2")

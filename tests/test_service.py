@@ -13,8 +13,6 @@ being served. Every test runs under a bounded ``anyio.fail_after``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 import os
 import random
@@ -24,14 +22,27 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import anyio
 import anyio.abc
 import attrs
 import pytest
 import yarl
-from multidict import CIMultiDict
 
+from tests.http_helpers import (
+    assert_all_readable,
+    create_bucket,
+    get,
+    get_json,
+    md5,
+    part_files,
+    payload,
+    put_object,
+    put_ok,
+    signed_session,
+    status,
+    upload_all,
+    xml_message,
+)
 from tests.processes import NODES, Server, Service, running_service
 from tests.s3sign import ROOT_ACCESS, ROOT_ENV, ROOT_SECRET, SignedSession, sign_raw
 
@@ -61,49 +72,11 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
 @pytest.fixture
 async def http() -> AsyncIterator[SignedSession]:
     """Requests signed with the root key the gateway processes get (tests/processes.py)."""
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
-        yield SignedSession(session)
+    async with signed_session() as session:
+        yield session
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def payload(seed: object, size: int) -> bytes:
-    return random.Random(str(seed)).randbytes(size)
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-async def put_object(
-    http: SignedSession, url: yarl.URL, data: bytes, *, chunked: bool = False
-) -> aiohttp.ClientResponse:
-    body: Any = io.BytesIO(data)  # sized: sent with a Content-Length
-    if chunked:
-
-        async def chunks() -> AsyncIterator[bytes]:
-            for start in range(0, len(data), 256 * 1024 + 13):
-                yield data[start : start + 256 * 1024 + 13]
-
-        body = chunks()
-    async with http.put(url, data=body) as response:
-        await response.read()
-        return response
-
-
-async def put_ok(http: SignedSession, url: yarl.URL, data: bytes) -> None:
-    response = await put_object(http, url, data)
-    assert response.status == 200, (url, response.status)
-    assert response.headers["etag"] == f'"{md5(data)}"'
-
-
-async def get(
-    http: SignedSession, url: yarl.URL | str, headers: dict[str, str] | None = None
-) -> tuple[int, CIMultiDict[str], bytes]:
-    async with http.get(url, headers=headers) as response:
-        return response.status, response.headers.copy(), await response.read()
 
 
 async def head_status(http: SignedSession, url: yarl.URL) -> int:
@@ -129,22 +102,6 @@ async def raw_head(url: yarl.URL) -> tuple[int, list[tuple[str, str]]]:
     return int(status_line.split()[1]), headers
 
 
-async def get_json(http: SignedSession, url: str) -> Any:
-    async with http.get(url) as response:
-        assert response.status == 200, (url, response.status, await response.text())
-        return await response.json()
-
-
-async def status(http: SignedSession, service: Service) -> dict[str, Any]:
-    result: dict[str, Any] = await get_json(http, f"{service.gw.url}/_admin/status")
-    return result
-
-
-async def create_bucket(http: SignedSession, service: Service, bucket: str) -> None:
-    async with http.put(service.url(bucket)) as response:
-        assert response.status == 200, await response.text()
-
-
 async def list_keys(http: SignedSession, service: Service, bucket: str) -> dict[str, int]:
     """Every key of ``bucket`` with its size (following continuation tokens)."""
     found: dict[str, int] = {}
@@ -166,39 +123,6 @@ async def list_keys(http: SignedSession, service: Service, bucket: str) -> dict[
             return found
 
 
-async def upload_all(
-    http: SignedSession, service: Service, bucket: str, objects: dict[str, bytes]
-) -> None:
-    limiter = anyio.CapacityLimiter(8)
-
-    async def one(key: str, data: bytes) -> None:
-        async with limiter:
-            await put_ok(http, service.url(bucket, key), data)
-
-    async with anyio.create_task_group() as group:
-        for key, data in objects.items():
-            group.start_soon(one, key, data)
-
-
-async def assert_all_readable(
-    http: SignedSession, service: Service, bucket: str, objects: dict[str, bytes]
-) -> None:
-    """Every object reads back byte-exact, with its ETag."""
-    limiter = anyio.CapacityLimiter(8)
-
-    async def one(key: str, data: bytes) -> None:
-        async with limiter:
-            code, headers, body = await get(http, service.url(bucket, key))
-        assert code == 200, (key, code, body[:300])
-        assert len(body) == len(data), key
-        assert body == data, key
-        assert headers["etag"] == f'"{md5(data)}"', key
-
-    async with anyio.create_task_group() as group:
-        for key, data in objects.items():
-            group.start_soon(one, key, data)
-
-
 async def wait_idle(http: SignedSession, service: Service) -> None:
     """Return once the gateway, then every live node, serves no other request."""
     await get_json(http, f"{service.gw.url}/_admin/idle")
@@ -215,20 +139,6 @@ def sectors_of(arcs: Iterable[str]) -> set[int]:
         first, last = int(start), int(end or start)
         owned.update((first + i) % SECTORS for i in range((last - first) % SECTORS + 1))
     return owned
-
-
-def part_files(data_dir: Path) -> dict[str, int]:
-    """Every file under the node's ``sectors/``, relative path -> size."""
-    sectors = data_dir / "sectors"
-    return {
-        str(path.relative_to(sectors)): path.stat().st_size
-        for path in sectors.rglob("*")
-        if path.is_file()
-    }
-
-
-def xml_message(body: bytes) -> str:
-    return ET.fromstring(body).findtext("Message") or ""
 
 
 # -- (a) objects through the gateway --------------------------------------------------------
@@ -470,9 +380,11 @@ async def test_node_killed_mid_upload(service: Service, http: SignedSession) -> 
         assert code == 503, error
         assert victim.url in xml_message(error)
 
-        # The node comes back on the same port over the same data: everything is there.
+        # The node comes back on the same port over the same data: everything is there
+        # once the gateway has seen it answer (a probe: every 2 s, or status, as here).
         restarted = await service.start_node(victim_index, port=victim.port)
         assert restarted.url == victim.url
+        await status(http, service)
         health = await get_json(http, f"{restarted.url}/v1/health")
         assert health["node_id"] == by_address[victim.url]["id"]
         assert os.listdir(service.node_dirs[victim_index] / "tmp") == []
@@ -495,6 +407,7 @@ async def test_node_killed_mid_upload_is_a_503_naming_the_node(
             assert ET.fromstring(error).findtext("Code") == "ServiceUnavailable"
             assert victim.url in xml_message(error), error
             await service.start_node(victim_index, port=victim.port)
+            await status(http, service)  # probes: the gateway sees it up again
 
 
 # -- (d) gateway restart ----------------------------------------------------------------------

@@ -1,5 +1,15 @@
 """A stateful Hypothesis model of the cluster: puts, overwrites, gets, ranged gets,
-deletes, joins and reopenings in any order, checked against a dict after every step.
+deletes, joins, reopenings, node kills and restarts in any order, checked against a
+dict after every step.
+
+The cluster starts with eight nodes (parity 2). A kill stops serving a node (the
+in-memory transport unregisters it); the gateway either notices at once or finds out
+on its next call. At most two nodes are down at a time. An object is readable while
+no more of its parts are unavailable (on a down node, or recorded missing because a
+node died during its upload) than its parity: the model says which, and a read must
+return the exact bytes or PartsUnavailable accordingly. A restart serves the node
+again, probes it and lets the janitor delete what failed uploads and deletes left on
+it; then nothing but referenced parts may be stored.
 
 The cluster lives in an event loop on a background thread (an anyio blocking portal),
 because Hypothesis drives state machines synchronously.
@@ -19,13 +29,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from s3lite import LocalCluster, NotFound
+from s3lite import LocalCluster, NotFound, PartsUnavailable
 from s3lite.storager.partfile import Header
 
 T = TypeVar("T")
 
 KEYS = st.sampled_from(["a", "a/b", "b c", "%41", "\u00e9t\u00e9", "z" * 200, "x/y/z"])
-MAX_NODES = 9
+MAX_NODES = 10
+MAX_DOWN = 2
 
 
 class ClusterModel(RuleBasedStateMachine):
@@ -35,13 +46,35 @@ class ClusterModel(RuleBasedStateMachine):
         self.portal_cm = anyio.from_thread.start_blocking_portal("asyncio")
         self.portal = self.portal_cm.__enter__()
         self.model: dict[str, bytes] = {}
+        self.down: set[str] = set()
         self.cluster = self._open()
 
     def _open(self) -> LocalCluster:
         cluster = LocalCluster(
-            root=self.root, stripe_unit=512, janitor_interval=None, probe_interval=None, fsync=False
-        )
+            root=self.root, nodes=8, stripe_unit=512, janitor_interval=None, probe_interval=None,
+            fsync=False,
+        )  # fmt: skip
         return self.portal.call(cluster.__aenter__)
+
+    def _readable(self, key: str) -> bool:
+        """Whether every segment of ``key`` has six parts that are not unavailable."""
+        manifest = self._run(self.cluster.receiver.manifests.get, key)
+        assert manifest is not None
+        ring = self.cluster.orchestrator.ring
+        return all(
+            sum(part.missing or ring.owner(part.sector) in self.down for part in s.parts)
+            <= s.parity
+            for s in manifest.segments
+        )
+
+    def _check_read(self, key: str, start: int | None = None, end: int | None = None) -> None:
+        body = self.model[key]
+        expected = body[start or 0 : len(body) if end is None else end + 1]
+        if self._readable(key):
+            assert self._run(self._read, key, start, end) == expected
+        else:
+            with pytest.raises(PartsUnavailable):
+                self._run(self._read, key, start, end)
 
     def _run(self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         return self.portal.call(function, *args)
@@ -57,7 +90,7 @@ class ClusterModel(RuleBasedStateMachine):
     @rule(key=KEYS)
     def get(self, key: str) -> None:
         if key in self.model:
-            assert self._run(self._read, key) == self.model[key]
+            self._check_read(key)
         else:
             with pytest.raises(NotFound):
                 self._run(self._read, key)
@@ -69,7 +102,7 @@ class ClusterModel(RuleBasedStateMachine):
             return
         start = data.draw(st.integers(0, len(body) - 1))
         end = data.draw(st.integers(start, len(body) - 1))
-        assert self._run(self._read, key, start, end) == body[start : end + 1]
+        self._check_read(key, start, end)
 
     @rule(key=KEYS)
     def delete(self, key: str) -> None:
@@ -80,7 +113,7 @@ class ClusterModel(RuleBasedStateMachine):
             with pytest.raises(NotFound):
                 self._run(self.cluster.receiver.delete_object, key)
 
-    @precondition(lambda self: len(self.cluster.nodes) < MAX_NODES)
+    @precondition(lambda self: len(self.cluster.nodes) < MAX_NODES and not self.down)
     @rule()
     def join(self) -> None:
         new = self._run(self.cluster.add_node)
@@ -88,8 +121,29 @@ class ClusterModel(RuleBasedStateMachine):
 
     @rule()
     def reopen(self) -> None:
+        """Every node runs again after a restart of the whole cluster."""
         self.portal.call(self.cluster.__aexit__, None, None, None)
         self.cluster = self._open()
+        self.down.clear()
+        self._run(self.cluster.janitor.retry_deletions)
+
+    @precondition(lambda self: len(self.down) < MAX_DOWN)
+    @rule(data=st.data(), noticed=st.booleans())
+    def kill(self, data: st.DataObject, noticed: bool) -> None:
+        node_id = data.draw(st.sampled_from(sorted(set(self.cluster.nodes) - self.down)))
+        self.cluster.transport.unregister(self.cluster.nodes[node_id].address)
+        if noticed:  # else the next call to it finds out
+            self.cluster.orchestrator.liveness.call_failed(node_id, "killed by the test")
+        self.down.add(node_id)
+
+    @precondition(lambda self: self.down)
+    @rule(data=st.data())
+    def restart(self, data: st.DataObject) -> None:
+        node_id = data.draw(st.sampled_from(sorted(self.down)))
+        self.cluster.transport.register(self.cluster.nodes[node_id])
+        self.down.discard(node_id)
+        self._run(self.cluster.orchestrator.probe)
+        self._run(self.cluster.janitor.retry_deletions)
 
     @invariant()
     def listing_matches_model(self) -> None:
@@ -106,10 +160,12 @@ class ClusterModel(RuleBasedStateMachine):
         for key in self.model:
             manifest = self._run(self.cluster.receiver.manifests.get, key)
             assert manifest is not None
-            parts = manifest.segments[0].parts
-            assert len({ring.owner(p.sector) for p in parts}) == 6
-            referenced += sum(Header(p.length).file_size for p in parts)
-        assert sum(self._run(self.cluster.usage).values()) == referenced
+            (segment,) = manifest.segments
+            parts = segment.parts
+            assert len({ring.owner(p.sector) for p in parts}) == len(parts) == 6 + segment.parity
+            referenced += sum(Header(p.length).file_size for p in parts if not p.missing)
+        if not self.down:  # every node answers: what is stored is exactly what is referenced
+            assert sum(self._run(self.cluster.usage).values()) == referenced
 
     def teardown(self) -> None:
         try:

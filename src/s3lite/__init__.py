@@ -1,8 +1,9 @@
 """s3lite: a small S3-like object store.
 
-Objects are cut into six parts striped over six distinct storage nodes; a
-360-sector consistent-hashing ring decides where each part lives, and nodes can join
-while traffic flows. Start with :class:`LocalCluster`.
+Objects are cut into six data parts plus parity parts (Reed-Solomon), each on a
+distinct storage node, so any six of them rebuild the object; a 360-sector
+consistent-hashing ring decides where each part lives, and nodes can join while
+traffic flows. Start with :class:`LocalCluster`.
 """
 
 from .cluster import Cluster, LocalCluster
@@ -14,6 +15,7 @@ from .errors import (
     DamagedPart,
     DataLoss,
     DiskFull,
+    InsufficientCapacity,
     InvalidArgument,
     InvalidBucketName,
     InvalidKey,
@@ -28,6 +30,7 @@ from .errors import (
     NotFound,
     NotImplementedYet,
     PartNotFound,
+    PartsUnavailable,
     S3liteError,
 )
 from .receiver import ObjectInfo, ObjectList, ObjectRead, Receiver
@@ -41,6 +44,7 @@ __all__ = [
     "DamagedPart",
     "DataLoss",
     "DiskFull",
+    "InsufficientCapacity",
     "InvalidArgument",
     "InvalidBucketName",
     "InvalidKey",
@@ -59,6 +63,7 @@ __all__ = [
     "ObjectList",
     "ObjectRead",
     "PartNotFound",
+    "PartsUnavailable",
     "Receiver",
     "S3liteError",
 ]

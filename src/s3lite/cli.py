@@ -1,9 +1,11 @@
 """The ``s3lite`` command: run the embedded cluster, nodes and gateways; join; status.
 
-    s3lite serve   [--listen 127.0.0.1:9000] [--data-dir ./data] [--nodes 6] [--domain D]
+    s3lite serve   [--listen 127.0.0.1:9000] [--data-dir ./data] [--nodes 8] [--parity 2]
+                   [--domain D]
     s3lite node    --data-dir D --listen HOST:PORT [--node-id ID] [--reserve BYTES]
                    [--replaced] [--keep-alive SECONDS]
-    s3lite gateway --data-dir D --listen HOST:PORT --node URL [--node URL ...] [--domain D]
+    s3lite gateway --data-dir D --listen HOST:PORT --node URL [--node URL ...] [--parity 2]
+                   [--domain D]
     s3lite join    --gateway URL --node URL
     s3lite status  --gateway URL [--watch [--interval S]] [--json]
     s3lite key     create [--name N] | list | delete KEY | allow|deny KEY BUCKET [--read] [--write]
@@ -46,6 +48,7 @@ from typing import Any
 from .asgi import App
 from .cli_render import ProgressPrinter, status_text
 from .cluster import Cluster, LocalCluster
+from .erasure import MAX_PARITY
 from .gateway import GatewayApp
 from .gateway.admin import NDJSON
 from .gateway.auth.keystore import ROOT_PASSWORD_ENV, ROOT_USER_ENV, KeyStore, root_from_env
@@ -56,6 +59,7 @@ from .logs import FORMATS, LEVELS
 from .metrics import GatewayMetrics, NodeMetrics
 from .orchestrator import POLICIES
 from .orchestrator.liveness import DEFAULT_PROBE_INTERVAL
+from .orchestrator.topology import DEFAULT_PARITY
 from .receiver.janitor import DEFAULT_MULTIPART_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .service import DEFAULT_KEEP_ALIVE, bind, parse_listen, run, serve, url_of
@@ -65,6 +69,7 @@ from .transport.http import HttpTransport
 from .transport.http_node import NodeApp
 
 DEFAULT_LISTEN = "127.0.0.1:9000"
+DEFAULT_SERVE_NODES = 8
 DEFAULT_WATCH_INTERVAL = 2.0
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
@@ -84,6 +89,12 @@ def _positive(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"a number of seconds above 0, got {text!r}")
     return value
+
+
+def _parity(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= MAX_PARITY:
+        raise argparse.ArgumentTypeError(f"a whole number from 0 to {MAX_PARITY}, got {text!r}")
+    return int(text)
 
 
 REGION_HELP = (
@@ -120,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help="join policy of a new cluster (default: fill)")  # fmt: skip
         command.add_argument("--stripe-unit", type=int, default=DEFAULT_STRIPE_UNIT,
                              help="bytes dealt to a part at a time (default: 1 MiB)")  # fmt: skip
+        command.add_argument("--parity", type=_parity, default=DEFAULT_PARITY,
+                             help=f"parity parts per object of a new cluster, 0 to {MAX_PARITY}: "
+                             "that many nodes can be lost (default: 2; it takes 6 + parity "
+                             "nodes to write them all)")  # fmt: skip
         command.add_argument("--multipart-ttl", type=float, default=DEFAULT_MULTIPART_TTL,
                              metavar="SECONDS", help="abort multipart uploads left open this "
                              "long (default: 86400, 24 h)")  # fmt: skip
@@ -129,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_cmd.add_argument("--listen", default=DEFAULT_LISTEN, help=f"default {DEFAULT_LISTEN}")
     serve_cmd.add_argument("--data-dir", type=Path, default=Path("data"), help="default ./data")
-    serve_cmd.add_argument("--nodes", type=int, default=6, help="nodes of a new cluster (>= 6)")
+    serve_cmd.add_argument("--nodes", type=int, default=DEFAULT_SERVE_NODES,
+                           help=f"nodes of a new cluster (>= 6; default {DEFAULT_SERVE_NODES}: "
+                           "six data parts and two parity parts per object)")  # fmt: skip
     cluster_options(serve_cmd)
     serve_cmd.add_argument("--domain", help="serve virtual-hosted-style requests for BUCKET.DOMAIN")
     gateway_options(serve_cmd)
@@ -247,6 +264,7 @@ async def _serve(args: argparse.Namespace) -> None:
         args.nodes,
         policy=args.policy,
         stripe_unit=args.stripe_unit,
+        parity=args.parity,
         root_key=root_from_env(),
         probe_interval=args.probe_interval,
         metrics=GatewayMetrics(process=True),
@@ -330,6 +348,7 @@ async def _gateway(args: argparse.Namespace) -> None:
         args.node,
         policy=args.policy,
         stripe_unit=args.stripe_unit,
+        parity=args.parity,
         root=root_from_env(),
         probe_interval=args.probe_interval,
         metrics=GatewayMetrics(process=True),

@@ -213,4 +213,20 @@ def status_text(status: Mapping[str, Any], now: Callable[[], float] = time.time)
     join = (status.get("progress") or {}).get("join")
     if join and not join.get("finished"):
         lines.append(f"{join['task']} ({join['step']}): {progress_line(join)}")
+    lines += parity_lines(status)
     return "\n".join(lines) + "\n"
+
+
+def parity_lines(status: Mapping[str, Any]) -> list[str]:
+    """Parity of new objects against the target, and the heal queue."""
+    parity = status.get("parity")
+    if not parity:
+        return []
+    lines = [
+        f"parity: target {parity['target']}, new objects get {parity['effective']} "
+        f"({parity['writable_nodes']} of {parity['nodes']} nodes take new parts); "
+        f"heal queue: {status.get('heal_queue', '?')} segment(s)"
+    ]
+    if parity.get("warning"):
+        lines.append(f"warning: {parity['warning']}")
+    return lines

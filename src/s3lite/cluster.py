@@ -15,6 +15,17 @@ this process (in-memory transport), under ``root``::
 
 Opening the same directory again restores the nodes, the ring and the objects,
 finishes a join that a crash interrupted, and removes uploads the crash left pending.
+
+A cluster's target parity (``parity``, default 2) is fixed when it is created and
+kept in its topology. While fewer than ``6 + parity`` nodes can take new parts, new
+segments get fewer parity parts; the cluster says so in a warning when it opens (and
+``s3lite status`` says so while it lasts).
+
+Background work runs in the cluster's task group while it is open: the heal queue's
+flusher, the liveness probes, and the janitor, which also runs as soon as a node
+comes back up (to delete the parts of uploads that failed while it was down). With
+``probe_interval`` and ``janitor_interval`` both None nothing runs in the background
+(tests drive it): the heal queue is then saved when read and when the cluster closes.
 """
 
 from __future__ import annotations
@@ -31,10 +42,12 @@ from typing import Self
 
 import anyio
 
+from .erasure import MAX_PARITY
 from .gateway.auth.keystore import KeyStore
 from .metrics import GatewayMetrics
 from .orchestrator import Orchestrator, Topology, TopologyFile
-from .orchestrator.liveness import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT
+from .orchestrator.liveness import DEFAULT_PROBE_INTERVAL, DEFAULT_PROBE_TIMEOUT, NodeStatus
+from .orchestrator.topology import DEFAULT_PARITY
 from .receiver import Janitor, Receiver, SqliteManifestStore
 from .receiver.buckets import Buckets
 from .receiver.completion import MIN_PART_SIZE
@@ -61,11 +74,11 @@ class Cluster:
     generates one (``cluster.keys.generated_root`` then says so). Every node is probed
     every ``probe_interval`` seconds (None: only when asked), each probe bounded by
     ``probe_timeout`` (orchestrator/liveness.py). ``metrics`` is where the cluster's
-    figures go (a new registry if None).
-    generates one (``cluster.keys.generated_root`` then says so). ``multipart_ttl``
-    is how long (seconds) a multipart upload may stay open before the janitor aborts
-    it (default 24 h); ``min_part_size`` is the least size of every part but the last
-    (S3's 5 MiB; tests lower it).
+    figures go (a new registry if None). ``parity`` is the target parity of a new
+    cluster (0 to 4; an existing one keeps its own). ``multipart_ttl`` is how long
+    (seconds) a multipart upload may stay open before the janitor aborts it (default
+    24 h); ``min_part_size`` is the least size of every part but the last (S3's 5 MiB;
+    tests lower it).
     """
 
     def __init__(
@@ -83,14 +96,19 @@ class Cluster:
         probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
         metrics: GatewayMetrics | None = None,
+        parity: int = DEFAULT_PARITY,
         multipart_ttl: float = DEFAULT_MULTIPART_TTL,
         min_part_size: int = MIN_PART_SIZE,
     ) -> None:
+        if not isinstance(parity, int) or isinstance(parity, bool) or not 0 <= parity <= MAX_PARITY:
+            raise ValueError(f"parity must be an integer from 0 to {MAX_PARITY}, got {parity!r}")
         if multipart_ttl <= 0:
             raise ValueError(f"multipart_ttl must be > 0 seconds, got {multipart_ttl}")
         if min_part_size < 1:
             raise ValueError(f"min_part_size must be >= 1 byte, got {min_part_size}")
         self.data_dir = Path(data_dir)
+        self._parity = parity
+        self._node_back = anyio.Event()
         self._probe_interval = probe_interval
         self._probe_timeout = probe_timeout
         self.metrics = metrics or GatewayMetrics()
@@ -172,6 +190,7 @@ class Cluster:
             policy=self._policy,
             metrics=self.metrics,
             probe_timeout=self._probe_timeout,
+            parity=self._parity,
         )
         receiver = Receiver(
             orchestrator,
@@ -195,13 +214,38 @@ class Cluster:
         await orchestrator.resume()
         # Nothing is being uploaded yet, so every pending upload is a crash's leftover.
         await janitor.run_once(pending_before=time.time())
-        if self._janitor_interval is not None or self._probe_interval is not None:
-            group = await self._stack.enter_async_context(anyio.create_task_group())
-            self._stack.callback(group.cancel_scope.cancel)
-            if self._janitor_interval is not None:
-                group.start_soon(self._janitor_loop, self._janitor_interval)
-            if self._probe_interval is not None:
-                group.start_soon(orchestrator.run_probes, self._probe_interval)
+        self._warn_low_parity()
+        self._stack.push_async_callback(receiver.heal.flush)
+        if self._janitor_interval is None and self._probe_interval is None:
+            return  # nothing in the background (tests drive it all)
+        orchestrator.liveness.listeners.append(self._on_liveness_change)
+        group = await self._stack.enter_async_context(anyio.create_task_group())
+        self._stack.callback(group.cancel_scope.cancel)
+        group.start_soon(receiver.heal.run)
+        group.start_soon(self._retry_deletions_loop)
+        if self._janitor_interval is not None:
+            group.start_soon(self._janitor_loop, self._janitor_interval)
+        if self._probe_interval is not None:
+            group.start_soon(orchestrator.run_probes, self._probe_interval)
+
+    def _warn_low_parity(self) -> None:
+        warning = self.orchestrator.parity_status().warning
+        if warning is not None:
+            log.warning("%s", warning)
+
+    def _on_liveness_change(self, before: NodeStatus, after: NodeStatus) -> None:
+        if after.up and not before.up:
+            self._node_back.set()
+
+    async def _retry_deletions_loop(self) -> None:
+        """Delete what failed uploads left on a node as soon as the node is back."""
+        while True:
+            await self._node_back.wait()
+            self._node_back = anyio.Event()
+            try:
+                await self.janitor.retry_deletions()
+            except Exception:
+                log.exception("deleting what a failed upload left behind failed")
 
     async def _janitor_loop(self, interval: float) -> None:
         while True:
@@ -225,8 +269,9 @@ class LocalCluster(Cluster):
     """A whole cluster in this process: storage nodes under ``root/nodes`` reached over
     the in-memory transport, and the gateway state under ``root/gateway``.
 
-    ``nodes`` is the size of a new cluster (at least 6); other options as
-    :class:`Cluster`.
+    ``nodes`` is the size of a new cluster (at least 6; with the default target
+    parity of 2, eight nodes give every object its two parity parts); other options
+    as :class:`Cluster`.
     """
 
     def __init__(
@@ -243,6 +288,7 @@ class LocalCluster(Cluster):
         probe_interval: float | None = DEFAULT_PROBE_INTERVAL,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
         metrics: GatewayMetrics | None = None,
+        parity: int = DEFAULT_PARITY,
         multipart_ttl: float = DEFAULT_MULTIPART_TTL,
         min_part_size: int = MIN_PART_SIZE,
     ) -> None:
@@ -260,6 +306,7 @@ class LocalCluster(Cluster):
             probe_interval=probe_interval,
             probe_timeout=probe_timeout,
             metrics=metrics,
+            parity=parity,
             multipart_ttl=multipart_ttl,
             min_part_size=min_part_size,
         )

@@ -251,6 +251,13 @@ class Codec:
         return self._matrix[index * DATA_UNITS : (index + 1) * DATA_UNITS]
 
 
+@functools.cache
+def codec(parity: int) -> Codec:
+    """The shared :class:`Codec` of ``parity`` (codecs are immutable and thread-safe,
+    and building one computes its tables)."""
+    return Codec(parity)
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -125,6 +125,11 @@ class DiskFull(S3liteError):
     http_status = 507
 
 
+class InsufficientCapacity(DiskFull):
+    """Enough nodes are up, but fewer than six of them have room for new parts: nothing
+    can be written until space is freed or nodes join (507, like DiskFull)."""
+
+
 class NodeUnavailable(S3liteError):
     """A storage node could not be reached, or answered with a server error."""
 
@@ -137,9 +142,18 @@ class NodeUnavailable(S3liteError):
 
 
 class NotEnoughNodes(S3liteError):
-    """Placement needs six distinct nodes and the ring has fewer."""
+    """Placement needs six distinct nodes and the ring has fewer (or fewer are up)."""
 
     http_status = 503
+
+
+class PartsUnavailable(NodeUnavailable):
+    """A segment cannot be read: more of its parts are unavailable (missing, damaged or
+    on nodes that are down) than its parity covers. Names the nodes (503)."""
+
+    def __init__(self, nodes: list[str], reason: str) -> None:
+        super().__init__(", ".join(nodes) or "(none)", reason)
+        self.nodes = nodes
 
 
 class JoinRefused(S3liteError):

@@ -159,9 +159,11 @@ class JoinMetrics:
 class DurabilityMetrics:
     """Hooks for parity and healing: defined now, filled by the healer and read path.
 
-    Where each is updated: ``degraded_segments`` and ``heal_queue`` are set by the
-    healer whenever its queue changes; ``rebuilt_bytes`` is incremented per part
-    written back; ``degraded_reads`` per read that had to decode from parity;
+    Where each is updated: ``heal_queue`` is set by the heal queue
+    (receiver/healing.py) whenever it saves reports or the healer marks a segment
+    done; ``degraded_segments`` by the healer; ``rebuilt_bytes`` is incremented per
+    part written back; ``degraded_reads`` per segment read that had to decode from
+    parity (receiver/fetch.py);
     ``heal_actions`` once per action the healer logs (s3lite.logs.heal_action);
     ``scrub_position`` is set as the scrub walks the manifests (0 to 1 through a
     pass), ``scrub_passes`` incremented when a pass ends.

@@ -15,7 +15,6 @@ import email.utils
 import json
 import os
 import random
-import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -25,7 +24,7 @@ from typing import Any
 import anyio
 import pytest
 
-from s3lite import DataLoss, LocalCluster
+from s3lite import LocalCluster, PartsUnavailable
 from s3lite.receiver import download
 from s3lite.storager import StorageNode
 from s3lite.storager.partfile import Header
@@ -661,11 +660,12 @@ async def test_a_stopped_node_gets_503_naming_it_while_metadata_is_served(
     assert [n["id"] for n in unreachable] == ["node-3"]
 
     cluster.transport.register(stopped)  # back again: reads work, nothing was lost
+    await cluster.orchestrator.probe()  # as the gateway's probe loop would, within 2 s
     assert (await gateway.request("GET", f"/{bucket}/before"))[2] == data
-    # the failed upload's part on the stopped node is the janitor's to remove; its
-    # record stays pending until the TTL, which nothing in flight lets us skip here
+    # the failed upload deleted its parts on the nodes that answered and left its
+    # record for the janitor, which the cluster runs as soon as a node is back
     await gateway.idle()
-    await cluster.janitor.run_once(pending_before=time.time())
+    await cluster.janitor.retry_deletions()
     await assert_only_parts_of(cluster, f"{bucket}/before")
 
 
@@ -686,6 +686,12 @@ async def test_admin_status_describes_the_ring(gateway: Gateway, bucket: str) ->
     usage = await gateway.cluster.usage()
     assert {n["id"]: n["bytes"] for n in nodes} == usage
     assert sum(usage.values()) >= 60_000
+    # six nodes, target parity 2: new objects get none, and status says so
+    parity = status["parity"]
+    assert (parity["target"], parity["effective"]) == (2, 0)
+    assert (parity["writable_nodes"], parity["nodes"]) == (6, 6)
+    assert "until 8 nodes can" in parity["warning"]
+    assert status["heal_queue"] == 0
 
 
 async def test_admin_join_adds_a_node_and_refuses_a_duplicate(
@@ -737,10 +743,11 @@ async def test_bad_admin_requests_get_a_json_4xx(
 
 
 async def test_a_damaged_part_never_reads_as_a_whole_response(cluster: LocalCluster) -> None:
-    """Bit rot in one part: its node finds the damaged block before a byte of it leaves
-    (and quarantines the file), so the library raises DataLoss without handing out a
-    wrong byte, and an HTTP client gets an error status, not a 200 of wrong bytes.
-    (Reading around the damage from parity is the durability work's.)"""
+    """Bit rot in one part of an object with no parity (six nodes): its node finds the
+    damaged block before a byte of it leaves (and quarantines the file), so the
+    library raises PartsUnavailable without handing out a wrong byte, and an HTTP
+    client gets an error status, not a 200 of wrong bytes. (Reading around the damage
+    from parity: tests/receiver/test_parity.py.)"""
     async with serving(cluster) as gateway:
         assert (await gateway.request("PUT", "/rot"))[0] == 200
         data = payload(100_000)
@@ -759,7 +766,7 @@ async def test_a_damaged_part_never_reads_as_a_whole_response(cluster: LocalClus
             async for chunk in cluster.receiver.get_object("rot/obj"):
                 got.extend(chunk)
 
-        with pytest.raises(DataLoss):
+        with pytest.raises(PartsUnavailable, match="damaged"):
             await read_library()
         assert got == data[: len(got)]
         assert len(got) < len(data)

@@ -225,7 +225,7 @@ async def test_a_streamed_join_sends_steps_progress_and_the_result(gateway: Gate
                 assert response.headers["content-type"] == "application/x-ndjson"
                 events = [json.loads(line) async for line in response.content]
         steps = [e["step"] for e in events if e["event"] == "step"]
-        assert steps == ["plan", "drain", "re-home", "copy", "switch", "drain", "drop"]
+        assert steps == ["plan", "drain", "re-home", "copy", "switch", "drain", "reconcile", "drop"]
         assert events[-1] == {"event": "done", "result": {"node_id": "node-7"}}
         last = [e["progress"] for e in events if "progress" in e][-1]
         assert last["items_done"] == last["items_total"] > 0
@@ -272,7 +272,12 @@ async def test_a_client_that_leaves_mid_response_is_one_info_line(
     assert len(gone) == 1
     assert gone[0].levelno == logging.INFO
     assert fields_of(gone[0])["bytes_out"] < len(data)
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not [
+        r
+        for r in caplog.records
+        if (r.levelno >= logging.WARNING and not r.getMessage().startswith("target parity"))
+        or r.exc_info
+    ]  # a six-node cluster warns once at start that it cannot write parity
 
 
 class BreakingStream:
@@ -336,7 +341,7 @@ async def test_a_node_lost_mid_response_is_one_warning_without_traceback(
     assert [r.getMessage() for r in problems if r.name == "s3lite.asgi"] == [
         "GET /broken/object: response broken off"
     ]
-    assert "NodeUnavailable" in fields_of(problems[-1])["error"]
+    assert "PartsUnavailable" in fields_of(problems[-1])["error"]  # no parity on 6 nodes
     assert not [r for r in caplog.records if r.exc_info]
     assert not [r for r in caplog.records if r.name.startswith("uvicorn")]
     (line,) = [r for r in caplog.records if fields_of(r).get("path") == "/broken/object"]

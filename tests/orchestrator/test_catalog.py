@@ -82,16 +82,19 @@ def test_placed_part_name() -> None:
 # -- re-homes ---------------------------------------------------------------------------
 
 
-def place_objects(ring: Ring, objects: list[tuple[str, str, int]]) -> list[PlacedPart]:
-    return [
-        PlacedPart(upload_id, segment, index, sector)
-        for key, upload_id, segment in objects
-        for index, sector in enumerate(place_parts([ring], key, upload_id, segment))
-    ]
+def place_objects(ring: Ring, objects: list[tuple[str, str, int, int]]) -> list[PlacedPart]:
+    """Parts of each (key, upload, segment, parity): six data parts and as many parity
+    parts as the ring's nodes allow, as the receiver places them."""
+    placed = []
+    for key, upload_id, segment, parity in objects:
+        count = 6 + min(parity, len(ring.nodes) - 6)
+        for index, sector in enumerate(place_parts([ring], key, upload_id, segment, count)):
+            placed.append(PlacedPart(upload_id, segment, index, sector))
+    return placed
 
 
 objects_strategy = st.lists(
-    st.tuples(object_keys, upload_ids, st.integers(0, 3)),
+    st.tuples(object_keys, upload_ids, st.integers(0, 3), st.integers(0, 4)),
     min_size=1,
     max_size=30,
     unique_by=lambda obj: (obj[1], obj[2]),
@@ -101,7 +104,7 @@ objects_strategy = st.lists(
 @pytest.mark.parametrize("policy_name", sorted(POLICIES))
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
-def test_rehomes_keep_every_segment_on_distinct_nodes(
+def test_rehomes_keep_every_segment_on_distinct_nodes_parity_included(
     policy_name: str, data: st.DataObject
 ) -> None:
     ring = data.draw(rings(max_nodes=10))
@@ -132,7 +135,7 @@ def test_rehomes_keep_every_segment_on_distinct_nodes(
     rehomed = {rehome.part for rehome in rehomes}
     for segment_parts in segments.values():
         owners = {target.owner(new_sector[part]) for part in segment_parts}
-        assert len(owners) == len(segment_parts) == 6
+        assert len(owners) == len(segment_parts) >= 6  # data and parity parts alike
         in_moving = sorted(
             (part for part in segment_parts if part.sector in plan.moves),
             key=lambda part: part.index,

@@ -229,7 +229,9 @@ class Scripted:
             raise self.error
         return Stream(list(self.stream_chunks))
 
-    async def put_part(self, sector: int, name: str, body: AsyncIterator[bytes]) -> None:
+    async def put_part(
+        self, sector: int, name: str, body: AsyncIterator[bytes], length: int | None = None
+    ) -> None:
         async for chunk in body:
             self.received += chunk
         if self.error:

@@ -1,4 +1,5 @@
-"""Part placement: six sectors with distinct owners in every ring given."""
+"""Part placement: six sectors (plus parity) with distinct writable owners in every ring
+given, and how many parity parts a segment gets."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from s3lite import NotEnoughNodes
+from s3lite import InsufficientCapacity, NotEnoughNodes
 from s3lite.orchestrator import PARTS_PER_SEGMENT, POLICIES, SECTORS, Ring, get_policy, place_parts
+from s3lite.orchestrator.placement import segment_parity
 from tests.strategies import node_ids, object_keys, rings, upload_ids, usages
 
 
@@ -94,3 +96,79 @@ def test_a_node_owning_almost_everything(key: str, upload_id: str) -> None:
     sectors = place_parts([ring], key, upload_id)
     assert_distinct_owners([ring], sectors)
     assert sorted(sector for sector in sectors if sector < 5) == [0, 1, 2, 3, 4]
+
+
+# -- parity parts and writable owners ------------------------------------------------------
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_parity_parts_on_distinct_writable_owners(data: st.DataObject) -> None:
+    """6 + parity parts, every owner distinct and writable in every ring, whatever
+    nodes are down or full (as long as enough are writable)."""
+    ring = data.draw(rings(min_nodes=6, max_nodes=14))
+    parity = data.draw(st.integers(0, 4))
+    unwritable = data.draw(st.sets(st.sampled_from(ring.nodes)))
+    writable = [node for node in ring.nodes if node not in unwritable]
+    assume(len(writable) >= PARTS_PER_SEGMENT + parity)
+    key, upload_id = data.draw(object_keys), data.draw(upload_ids)
+    sectors = place_parts(
+        [ring], key, upload_id, parts=PARTS_PER_SEGMENT + parity, is_writable=writable.__contains__
+    )
+    owners = [ring.owner(sector) for sector in sectors]
+    assert len(set(owners)) == len(owners) == PARTS_PER_SEGMENT + parity
+    assert set(owners) <= set(writable)
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_segment_parity_is_the_target_or_what_writable_nodes_allow(data: st.DataObject) -> None:
+    ring = data.draw(rings(min_nodes=6, max_nodes=12))
+    target = data.draw(st.integers(0, 4))
+    down = data.draw(st.sets(st.sampled_from(ring.nodes)))
+    full = data.draw(st.sets(st.sampled_from(ring.nodes)))
+    up = [node for node in ring.nodes if node not in down]
+    writable = [node for node in up if node not in full]
+    is_up, is_writable = up.__contains__, writable.__contains__
+    if len(up) < PARTS_PER_SEGMENT:
+        with pytest.raises(NotEnoughNodes, match="down: "):
+            segment_parity([ring], target, is_up, is_writable)
+    elif len(writable) < PARTS_PER_SEGMENT:
+        with pytest.raises(InsufficientCapacity, match="full: "):
+            segment_parity([ring], target, is_up, is_writable)
+    else:
+        parity = segment_parity([ring], target, is_up, is_writable)
+        assert parity == min(target, len(writable) - PARTS_PER_SEGMENT)
+        # and that many parts can always be placed
+        sectors = place_parts(
+            [ring], "k", "u", parts=PARTS_PER_SEGMENT + parity, is_writable=is_writable
+        )
+        assert len({ring.owner(sector) for sector in sectors}) == PARTS_PER_SEGMENT + parity
+
+
+def test_segment_parity_hand_checked() -> None:
+    ring = Ring.equal_arcs([f"n{i}" for i in range(8)])
+    everyone = set(ring.nodes)
+    assert segment_parity([ring], 2) == 2
+    assert segment_parity([ring], 4) == 2  # eight nodes: two parity parts at most
+    assert segment_parity([ring], 2, is_writable=(everyone - {"n0"}).__contains__) == 1
+    assert segment_parity([ring], 2, is_up=(everyone - {"n0", "n1"}).__contains__,
+                          is_writable=(everyone - {"n0", "n1"}).__contains__) == 0  # fmt: skip
+    bigger = Ring.equal_arcs([f"n{i}" for i in range(9)])
+    assert segment_parity([ring, bigger], 4) == 2  # the smaller ring bounds it
+    down = {"n0", "n1", "n2"}
+    with pytest.raises(NotEnoughNodes, match="5 of 8 are; down: n0, n1, n2"):
+        segment_parity([ring], 2, (everyone - down).__contains__, (everyone - down).__contains__)
+    with pytest.raises(InsufficientCapacity, match="5 have it; full: n5, n6, n7"):
+        segment_parity([ring], 2, is_writable=(everyone - {"n5", "n6", "n7"}).__contains__)
+
+
+def test_placement_skips_owners_that_are_not_writable() -> None:
+    ring = Ring.equal_arcs([f"n{i}" for i in range(8)])
+    for attempt in range(50):
+        sectors = place_parts(
+            [ring], "key", f"{attempt:032x}", parts=7, is_writable=lambda node: node != "n3"
+        )
+        assert "n3" not in {ring.owner(sector) for sector in sectors}
+    with pytest.raises(NotEnoughNodes, match="writable"):
+        place_parts([ring], "key", "upload", parts=8, is_writable=lambda node: node != "n3")

@@ -13,7 +13,7 @@ import pytest
 
 from s3lite import LocalCluster
 from s3lite.orchestrator import part_name
-from tests.receiver.test_receiver import read_all, stored_part_names
+from tests.receiver.helpers import read_all, stored_part_names
 
 pytestmark = pytest.mark.anyio
 
@@ -77,8 +77,8 @@ CHILD = textwrap.dedent(
     async def main(path, where):
         async with LocalCluster(root=path, stripe_unit=4096, fsync=False) as cluster:
             await cluster.receiver.put_object("done", b"acknowledged" * 1000)
-            async def body():  # 8 MiB: every part writer has flushed to a temp file
-                for _ in range(128):
+            async def body():  # 16 MiB: every part writer has flushed to a temp file
+                for _ in range(256):  # (beyond what the part queues hold back)
                     yield os.urandom(65536)
                 if where == "body":
                     os._exit(23)  # the process dies mid-upload

@@ -24,7 +24,7 @@ from s3lite.errors import (
 )
 from s3lite.receiver import CompletedPart, ExpectedDigests, ObjectHeaders, WriteCondition
 from s3lite.receiver.checksums import checksum_of
-from tests.receiver.test_receiver import read_all, stored_part_names
+from tests.receiver.helpers import read_all, stored_part_names
 
 pytestmark = pytest.mark.anyio
 

@@ -16,46 +16,21 @@ from hypothesis import strategies as st
 from s3lite import (
     BodyLengthMismatch,
     ChecksumMismatch,
-    DamagedPart,
-    DataLoss,
     InvalidArgument,
     InvalidKey,
     InvalidRange,
     LocalCluster,
     NodeUnavailable,
     NotFound,
+    PartsUnavailable,
 )
 from s3lite.orchestrator import part_name
+from tests.receiver.helpers import chunked, read_all, stored_part_names
 from tests.strategies import object_keys
 
 pytestmark = pytest.mark.anyio
 
 UNIT = 4096  # the cluster fixture's stripe unit
-
-
-async def read_all(
-    cluster: LocalCluster, key: str, start: int | None = None, end: int | None = None
-) -> bytes:
-    return b"".join([chunk async for chunk in cluster.receiver.get_object(key, start, end)])
-
-
-async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-async def stored_part_names(cluster: LocalCluster) -> set[tuple[str, int, str]]:
-    """Every part file on every reachable node: (node, sector, name)."""
-    found = set()
-    for node_id, node in cluster.nodes.items():
-        try:
-            sectors = await node.usage()
-        except NodeUnavailable:
-            continue
-        for sector in sectors:
-            for stat in await node.list_parts(sector):
-                found.add((node_id, sector, stat.name))
-    return found
 
 
 async def temp_files(cluster: LocalCluster) -> list[str]:
@@ -299,9 +274,11 @@ async def test_unreachable_node_fails_the_upload_cleanly(cluster: LocalCluster) 
     assert all(manifest.upload_id in name for _, _, name in live)
 
 
-async def test_corrupted_part_raises_damaged_part(cluster: LocalCluster) -> None:
+async def test_corrupted_part_without_parity_is_unavailable(cluster: LocalCluster) -> None:
     """The node that holds the part finds the damaged block first (its checksum) and
-    says so; the manifest's whole-part checksum stays behind it as a second check."""
+    says so; the manifest's whole-part checksum stays behind it as a second check.
+    With no parity to read around it (six nodes), the read fails with 503 naming the
+    node and why."""
     await cluster.receiver.put_object("rot", os.urandom(30_000))
     manifest = await cluster.receiver.manifests.get("rot")
     assert manifest is not None
@@ -311,8 +288,9 @@ async def test_corrupted_part_raises_damaged_part(cluster: LocalCluster) -> None
     raw = bytearray(path.read_bytes())
     raw[-1] ^= 0xFF
     path.write_bytes(bytes(raw))
-    with pytest.raises(DamagedPart):
+    with pytest.raises(PartsUnavailable, match="damaged") as raised:
         await read_all(cluster, "rot")
+    assert raised.value.nodes == [owner.node_id]
 
 
 async def test_an_intact_part_with_other_bytes_raises_checksum_mismatch(
@@ -335,14 +313,16 @@ async def test_an_intact_part_with_other_bytes_raises_checksum_mismatch(
         await read_all(cluster, "swapped")
 
 
-async def test_missing_part_raises_data_loss_not_wrong_bytes(cluster: LocalCluster) -> None:
+async def test_missing_part_without_parity_is_unavailable_not_wrong_bytes(
+    cluster: LocalCluster,
+) -> None:
     await cluster.receiver.put_object("lost", os.urandom(30_000))
     manifest = await cluster.receiver.manifests.get("lost")
     assert manifest is not None
     part = manifest.segments[0].parts[0]
     owner = cluster.nodes[cluster.orchestrator.ring.owner(part.sector)]
     await owner.delete_parts(part.sector, [part_name(manifest.upload_id, 0, 0)])
-    with pytest.raises(DataLoss):
+    with pytest.raises(PartsUnavailable, match="holds no part"):
         await read_all(cluster, "lost")
 
 

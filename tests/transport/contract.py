@@ -57,6 +57,7 @@ from s3lite import (
     InvalidRange,
     NodeUnavailable,
     PartNotFound,
+    S3liteError,
 )
 from s3lite.storager.partfile import BLOCK_SIZE, Header
 from s3lite.transport import ByteStream, ImportResult, NodeClient, PartCheck, PartStat
@@ -309,6 +310,34 @@ class NodeClientContract:
         assert stat == stat_of(7, "part-1", data)
         assert await read_all(await client.get_part(7, "part-1")) == data
         assert await client.list_parts(7) == [stat]
+
+    @pytest.mark.parametrize("size", [0, 1, 100_003, 3 * MiB + 17])
+    async def test_put_with_its_length_stores_the_same_part(
+        self, client: NodeClient, size: int
+    ) -> None:
+        """A body of known length (sent with a Content-Length over HTTP)."""
+        data = payload(size)
+        chunks = chunked(data, [65_537, 1, MiB])
+        stat = await client.put_part(3, "sized", chunks, length=size)
+        assert stat == stat_of(3, "sized", data)
+        assert await read_all(await client.get_part(3, "sized")) == data
+
+    async def test_a_body_that_fails_after_its_whole_length_stores_nothing(
+        self, client: NodeClient
+    ) -> None:
+        """The writer's body raises instead of ending (an abandoned upload): even
+        with every byte of ``length`` sent before, the node keeps nothing."""
+
+        class Abandoned(S3liteError):
+            pass
+
+        async def body() -> AsyncIterator[bytes]:
+            yield payload(5000)
+            raise Abandoned("the upload was abandoned")
+
+        with pytest.raises(Abandoned):
+            await client.put_part(3, "gone", body())
+        assert await client.list_parts(3) == []
 
     async def test_a_body_of_empty_chunks_stores_an_empty_part(self, client: NodeClient) -> None:
         async def empty_chunks() -> AsyncIterator[bytes]:

@@ -3,7 +3,9 @@ Every route needs a request signed by the root key (the app checks it as it chec
 any operation: the router marks them all Access.ADMIN).
 
     GET    status                  nodes (up/down/joining, since, full, usage), arcs,
-                                   migration, progress (probes every node first)
+                                   migration, progress, parity (target, what new
+                                   objects get, warning), heal queue size (probes
+                                   every node first)
     POST   join                    {"node": URL}: join a node (returns when rebalanced);
                                    with Accept: application/x-ndjson, streams progress
     GET    idle                    returns once no other request is in flight (tests)
@@ -33,6 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import anyio
+import attrs
 
 from ..asgi import MAX_JSON_BODY, BadRequest, Send, send_json
 from ..errors import InvalidArgument, JoinRefused, NotFound
@@ -175,6 +178,8 @@ async def status(services: Services) -> dict[str, Any]:
         },
         "progress": {"join": None if progress is None else progress.snapshot()},
         "requests_in_flight": services.in_flight.count - 1,
+        "parity": attrs.asdict(orchestrator.parity_status()),
+        "heal_queue": await services.receiver.heal.size(),
     }
 
 

@@ -1,9 +1,17 @@
-"""What the orchestrator needs to know about parts to keep invariant 1 through a join.
+"""What the orchestrator needs to know about parts to keep invariants 1 and 4 through
+a join.
 
 When a join takes sectors from several donors, two parts of one segment can end up on
 the new node. The orchestrator finds them through a :class:`PartCatalog` (the
 receiver's manifests implement it) and re-homes all but one of each group into a
-sector its donor keeps: a hard link and a catalog update, no bytes moved.
+sector its donor keeps: a hard link and a catalog update, no bytes moved. Parity
+parts are parts like any other here, so all ``6 + parity`` parts of a segment stay
+on distinct nodes.
+
+A part deleted while its sector was being copied can still arrive on the new node
+(the export had listed it before the delete reached the donor), so once the copy is
+done the moved sectors are swept against the catalog (:func:`sweep_sector`, which
+the janitor's orphan sweep uses too).
 """
 
 from __future__ import annotations
@@ -14,9 +22,13 @@ from typing import Protocol
 
 import attrs
 
+from ..transport.base import NodeClient
 from .hashing import hash64
 from .policies import JoinPlan
 from .ring import Ring
+
+PartKey = tuple[str, int, int]
+"""(upload id, segment, part index)"""
 
 
 def part_name(upload_id: str, segment: int, index: int) -> str:
@@ -60,6 +72,32 @@ class PartCatalog(Protocol):
         """Record that ``part`` now lives in ``new_sector``; False if it is no longer
         recorded (its upload was deleted meanwhile)."""
         ...
+
+    async def recorded_sectors(self, parts: Collection[PartKey]) -> dict[PartKey, int]:
+        """The recorded sector of each of ``parts`` that has a row."""
+        ...
+
+
+async def sweep_sector(
+    client: NodeClient, catalog: PartCatalog, sector: int, *, owned: bool = True
+) -> int:
+    """Delete the part files of one sector of one node that no row places there (all
+    of them if the node does not own the sector: ``owned=False``); returns how many.
+
+    Safe while requests run, because a part's row is written before its file and
+    forgotten only after its file is deleted: a file with no row, checked after the
+    file was listed, is garbage. Not safe during a join's copy, when files exist where
+    no row (yet) places them: callers hold off joins or are the join.
+    """
+    names = [stat.name for stat in await client.list_parts(sector)]
+    keys = {name: parse_part_name(name) for name in names}
+    recorded = await catalog.recorded_sectors([key for key in keys.values() if key is not None])
+    orphans = [
+        name
+        for name, key in keys.items()
+        if not owned or key is None or recorded.get(key) != sector
+    ]
+    return await client.delete_parts(sector, orphans) if orphans else 0
 
 
 @attrs.frozen

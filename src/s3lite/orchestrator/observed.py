@@ -98,8 +98,11 @@ class ObservedClient:
     async def usage(self) -> Mapping[int, int]:
         return await self._call("usage", self.inner.usage())
 
-    async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
-        return await self._call("put_part", self.inner.put_part(sector, name, self._counted(body)))
+    async def put_part(
+        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+    ) -> PartStat:
+        upload = self.inner.put_part(sector, name, self._counted(body), length=length)
+        return await self._call("put_part", upload)
 
     async def get_part(
         self, sector: int, name: str, start: int | None = None, end: int | None = None

@@ -13,9 +13,11 @@ A join runs in these steps; each step that changes routing is persisted first
 4. *copy* — each donor zips its moving sectors; the stream is unzipped on the new
    node, which verifies every CRC and installs the archive all or nothing.
 5. *switch* — persist and publish the ring with the new node owning its sectors.
-6. *drain*, then *drop* the donors' copies and persist the end of the migration. If a
-   dual write to the new node failed meanwhile (the donor's copy succeeded, so the
-   client's write stood), the sectors are copied once more before the drop.
+6. *drain*, *reconcile* (delete what the copy brought that no row places on the new
+   node: a part deleted after the export listed it), then *drop* the donors' copies
+   and persist the end of the migration. If a dual write to the new node failed
+   meanwhile (the donor's copy succeeded, so the client's write stood), the sectors
+   are copied once more before the reconcile.
 
 Each step is logged (one line) and reported through :attr:`Orchestrator.progress`
 (s3lite.progress), which also counts the sectors and bytes relayed during the copy:
@@ -46,13 +48,21 @@ from typing import Any, Final
 import anyio
 import attrs
 
-from ..errors import JoinRefused, NodeUnavailable, PartNotFound, S3liteError
+from ..erasure import MAX_PARITY
+from ..errors import (
+    InsufficientCapacity,
+    JoinRefused,
+    NodeUnavailable,
+    NotEnoughNodes,
+    PartNotFound,
+    S3liteError,
+)
 from ..logs import event
 from ..metrics import GatewayMetrics
 from ..progress import Progress
 from ..streams import single_error
 from ..transport.base import ByteStream, NodeClient, Transport
-from .catalog import PartCatalog, plan_rehomes
+from .catalog import PartCatalog, plan_rehomes, sweep_sector
 from .gauges import cluster_gauges
 from .liveness import (
     DEFAULT_PROBE_INTERVAL,
@@ -64,10 +74,11 @@ from .liveness import (
 )
 from .observed import ObservedClient
 from .persistence import TopologyStore
+from .placement import segment_parity
 from .policies import JoinPlan, JoinPolicy, get_policy
 from .ring import NodeId, Ring
 from .routing import EpochGate, RoutingView
-from .topology import Migration, MigrationPhase, NodeInfo, NodeState, Topology
+from .topology import DEFAULT_PARITY, Migration, MigrationPhase, NodeInfo, NodeState, Topology
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +87,28 @@ StepHook = Callable[[str], Awaitable[None]]
 MIN_NODES: Final = 6
 
 
+@attrs.frozen
+class ParityStatus:
+    """How much parity new STANDARD objects get, against the cluster's target."""
+
+    target: int
+    effective: int
+    """Parity parts a new STANDARD segment gets now."""
+    writable_nodes: int
+    nodes: int
+    warning: str | None
+    """Why ``effective`` is below ``target`` (None when it is not)."""
+
+
 class Orchestrator:
     """Topology, routing and joins of one cluster.
 
     Create it, attach the receiver's catalog, then :meth:`open` it (which loads or
     creates the topology) and :meth:`resume` any migration a crash interrupted.
     ``metrics`` is the registry its node calls, joins and state are exported to (a
-    new one if None); ``probe_timeout`` bounds each liveness probe.
+    new one if None); ``probe_timeout`` bounds each liveness probe. ``parity`` is
+    the target parity of a new cluster (an existing one keeps the one it was created
+    with: :attr:`Topology.parity`).
     """
 
     def __init__(
@@ -93,14 +119,18 @@ class Orchestrator:
         policy: str = "fill",
         metrics: GatewayMetrics | None = None,
         probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+        parity: int = DEFAULT_PARITY,
     ):
+        if not isinstance(parity, int) or isinstance(parity, bool) or not 0 <= parity <= MAX_PARITY:
+            raise ValueError(f"parity must be an integer from 0 to {MAX_PARITY}, got {parity!r}")
         self._transport = transport
         self._store = store
         self._policy_name = policy
+        self._parity = parity
         self._clients: dict[NodeId, ObservedClient] = {}
         self.metrics = metrics or GatewayMetrics()
         self.liveness = Liveness()
-        """Which nodes are up (liveness.py); H4's placement and reads ask it."""
+        """Which nodes are up (liveness.py): placement and reads route around down ones."""
         self.liveness.listeners.append(self._on_liveness_change)
         self.probe_timeout = probe_timeout
         self.progress: Progress | None = None
@@ -116,6 +146,8 @@ class Orchestrator:
         self._gate = EpochGate()
         self._join_lock = anyio.Lock()
         self._dual_write_failures = 0
+        self._rehome_targets: set[tuple[NodeId, int]] = set()
+        """(donor, sector) that took re-homed parts in the join in progress."""
         self.catalog: PartCatalog | None = None
         self.on_step: StepHook | None = None
         """Called with a step name at each point of a migration where a crash is worth
@@ -148,12 +180,49 @@ class Orchestrator:
     def policy(self) -> JoinPolicy:
         return get_policy(self.topology.policy)
 
+    @property
+    def target_parity(self) -> int:
+        """Parity parts a STANDARD segment should have (set when the cluster was made)."""
+        return self.topology.parity
+
+    def writable_parity(self) -> int:
+        """Parity parts a new STANDARD segment gets now: the target, or fewer while
+        fewer than ``6 + target`` nodes are writable (0 if fewer than six are)."""
+        try:
+            return segment_parity(
+                self.view.placement_rings,
+                self.target_parity,
+                self.liveness.is_up,
+                self.liveness.is_writable,
+            )
+        except (NotEnoughNodes, InsufficientCapacity):
+            return 0
+
+    def parity_status(self) -> ParityStatus:
+        """The target parity against what new objects get now, and why (for status)."""
+        nodes = self.ring.nodes
+        writable = sum(1 for node in nodes if self.liveness.is_writable(node))
+        target, effective = self.target_parity, self.writable_parity()
+        warning = None
+        if effective < target:
+            warning = (
+                f"target parity is {target} but only {writable} of {len(nodes)} nodes can take "
+                f"new parts: new objects get {effective} parity part(s) until {MIN_NODES + target} "
+                "nodes can (join nodes, or bring back the ones that are down or full)"
+            )
+        return ParityStatus(target, effective, writable, len(nodes), warning)
+
     def client(self, node_id: NodeId) -> NodeClient:
         """The node's client: every call through it feeds liveness and metrics."""
         try:
             return self._clients[node_id]
         except KeyError:
             raise NodeUnavailable(node_id, "not a node of this cluster") from None
+
+    def label(self, node_id: NodeId) -> str:
+        """``node-3 (http://host:port)``: how errors name a node, so people can find it."""
+        client = self._clients.get(node_id)
+        return node_id if client is None else f"{node_id} ({client.address})"
 
     def _observe(self, node_id: NodeId, client: NodeClient) -> None:
         self._clients[node_id] = ObservedClient(client, node_id, self.liveness, self.metrics.nodes)
@@ -262,7 +331,7 @@ class Orchestrator:
             NodeInfo(node_id, address, NodeState.READY)
             for node_id, address in zip(ids, addresses, strict=True)
         )
-        return Topology(policy.name, nodes, policy.initial(ids))
+        return Topology(policy.name, nodes, policy.initial(ids), parity=self._parity)
 
     def _publish(self, topology: Topology) -> None:
         epoch = 0 if self._view is None else self._view.epoch + 1
@@ -420,6 +489,9 @@ class Orchestrator:
             self._dual_write_failures = 0
             try:
                 await self._copy(migration, progress, sizes)
+                # It took the copy: it is up (whatever a missed dual write said), and
+                # it is the node it claims to be, before it starts serving reads.
+                await self.verified_client(migration.new_node)
             except BaseException as exc:
                 if isinstance(exc, Exception | anyio.get_cancelled_exc_class()):
                     progress.step("roll back", reason=f"{type(exc).__name__}: {exc}")
@@ -442,6 +514,7 @@ class Orchestrator:
             # a restart, nobody knows): copy again from the donors, which hold it all.
             progress.step("copy again", reason="resumed" if recopy else "a dual write failed")
             await self._transfer(migration, progress, sizes)
+        await self._reconcile(migration, progress)
         await self._step("before-drop")
         progress.step("drop", donors=sorted(migration.plan.by_donor()))
         for donor, sectors in migration.plan.by_donor().items():
@@ -504,6 +577,23 @@ class Orchestrator:
                 first = False
                 await self._step("mid-import")
 
+    async def _reconcile(self, migration: Migration, progress: Progress) -> None:
+        """Delete what the copy brought to the new node that no row places there: a
+        part deleted after the export listed it (its delete reached the donor first,
+        then the import installed it). Every request of the copy's epochs has ended
+        (the drain after the switch), so no such delete is still under way."""
+        catalog = self.catalog
+        assert catalog is not None
+        swept = [(migration.new_node, sector) for sector in sorted(migration.moves)]
+        # A part re-homed while its upload was being deleted can outlive the delete
+        # (which read the old sector): sweep the sectors that took re-homed parts too.
+        swept += sorted(self._rehome_targets)
+        removed = 0
+        for node_id, sector in swept:
+            removed += await sweep_sector(self.client(node_id), catalog, sector)
+        self._rehome_targets.clear()
+        progress.step("reconcile", removed=removed)
+
     async def _rehome(self, migration: Migration) -> int:
         """Re-home the parts that would meet on the new node; returns how many moved."""
         catalog = self.catalog
@@ -519,6 +609,7 @@ class Orchestrator:
                 continue  # an upload that never finished; the janitor removes its record
             if await catalog.move_part(part, rehome.new_sector):
                 await donor.delete_parts(part.sector, [part.name])
+                self._rehome_targets.add((plan.moves[part.sector], rehome.new_sector))
                 moved += 1
             else:
                 await donor.delete_parts(rehome.new_sector, [part.name])

@@ -204,6 +204,12 @@ class FillPolicy:
                 if kept >= fair:
                     break  # an empty sector changes nothing once the share is reached
             elif abs(after - fair) >= abs(kept - fair):
+                if not moves:
+                    # The first sector alone overshoots (one sector holds most of the
+                    # bytes): the new node takes the donor's lightest sector instead,
+                    # so that a join always gives it something.
+                    sector = min(owned[donor], key=lambda s: (weights[s], s))
+                    moves[sector] = donor
                 break
             moves[sector] = donor
             owned[donor].discard(sector)

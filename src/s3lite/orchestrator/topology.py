@@ -13,11 +13,17 @@ from typing import Any
 
 import attrs
 
+from ..erasure import MAX_PARITY
 from ..sectors import SECTORS
 from .policies import JoinPlan
 from .ring import NodeId, Ring
 
 FORMAT_VERSION = 1
+
+DEFAULT_PARITY = 2
+"""Target parity of a new cluster: parity parts per segment of a STANDARD object
+(``--parity``; erasure.MAX_PARITY at most). A topology file written before parity
+existed has none recorded and gets this one."""
 
 
 class NodeState(enum.StrEnum):
@@ -68,6 +74,10 @@ class Topology:
     ring: Ring
     migration: Migration | None = None
     generation: int = 0
+    parity: int = DEFAULT_PARITY
+    """The cluster's target parity, chosen when it was created (see DEFAULT_PARITY).
+    Segments get fewer parity parts while fewer than ``6 + parity`` nodes can take
+    them (placement.effective_parity)."""
 
     def node(self, node_id: NodeId) -> NodeInfo:
         for info in self.nodes:
@@ -108,6 +118,7 @@ class Topology:
             "format": FORMAT_VERSION,
             "generation": self.generation,
             "policy": self.policy,
+            "parity": self.parity,
             "nodes": [
                 {"id": n.node_id, "address": n.address, "state": n.state.value} for n in self.nodes
             ],
@@ -145,6 +156,7 @@ class Topology:
                 ring=Ring(tuple(_text(owner) for owner in owners)),
                 migration=migration,
                 generation=int(data["generation"]),
+                parity=_parity(data.get("parity", DEFAULT_PARITY)),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"topology is malformed: {exc!r}") from exc
@@ -159,6 +171,12 @@ def _text(value: object) -> str:
 def _list(value: object) -> list[Any]:
     if not isinstance(value, list):
         raise ValueError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _parity(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_PARITY:
+        raise ValueError(f"parity {value!r} is not an integer from 0 to {MAX_PARITY}")
     return value
 
 

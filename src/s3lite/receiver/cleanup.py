@@ -1,15 +1,17 @@
 """Deleting an upload's parts, then its record: the one way storage is reclaimed.
 
 Parts are deleted from every node routing names for their sector (both ends of a
-moving sector), and only then are the upload's rows forgotten. If a node cannot be
-reached the rows stay, and the janitor tries again later.
+moving sector), and only then are the upload's rows forgotten. A node the liveness
+view has down is not even tried (it would cost a timeout, and a hung node would stall
+the caller); if a node is down or cannot be reached the rows stay, and the janitor
+tries again later (at once when the node comes back, see cluster.py).
 """
 
 from __future__ import annotations
 
 import anyio
 
-from ..errors import S3liteError
+from ..errors import NodeUnavailable, S3liteError
 from ..orchestrator import Orchestrator, RoutingView
 from .manifest_store import ManifestStore
 
@@ -42,6 +44,9 @@ async def _delete_parts(
     failures: list[S3liteError] = []
 
     async def delete(node_id: str, sector: int, names: list[str]) -> None:
+        if not orchestrator.liveness.is_up(node_id):
+            failures.append(NodeUnavailable(node_id, "down: its parts are left for the janitor"))
+            return
         try:
             await orchestrator.client(node_id).delete_parts(sector, names)
         except S3liteError as exc:

@@ -86,7 +86,14 @@ async def copy_object(
             info = attributes.info(dest_key, segment, receiver.clock())
             return await receiver.commit_object(segment, info, condition, bucket)
 
-        return await receiver.write_segment(dest_key, read.chunks, read.length, digester, commit)
+        return await receiver.write_segment(
+            dest_key,
+            read.chunks,
+            read.length,
+            digester,
+            commit,
+            storage_class=attributes.storage_class,
+        )
     finally:
         await read.aclose()
 

@@ -1,13 +1,18 @@
-"""The read path: join a segment's parts back into its bytes, in order.
+"""The healthy read path: join a segment's data parts back into its bytes, in order.
 
 Reads are pulled, not pushed: the joiner asks part ``p`` for exactly the bytes of the
 next stripe unit, so nothing is buffered beyond one chunk per part. The parts still
 stream in parallel: each node keeps sending into its connection (the kernel's socket
-buffers) while the joiner drains the others.
+buffers) while the joiner drains the others. Nothing is decoded: the data parts are
+the segment's bytes (the parity parts are read only by degraded.py).
 
-A part read whole is hashed on the way through and checked against the manifest when
-it ends; a mismatch, a part that ends early or one that runs long raises
-ChecksumMismatch/DataLoss instead of returning wrong bytes.
+Every block a node sends was verified by the node against its checksum before it
+was sent. A part read whole is also hashed on the way through and checked against
+the manifest when it ends; a mismatch, or a part that runs long, raises
+ChecksumMismatch/DataLoss instead of returning wrong bytes. A part that fails while
+streaming (its node goes away, a block turns out damaged, it ends early) raises
+:class:`PartFailed`, which the caller (fetch.py) answers by reading around the part
+from parity, starting at the first byte not yet sent.
 """
 
 from __future__ import annotations
@@ -16,30 +21,47 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import xxhash
 
-from ..errors import ChecksumMismatch, DataLoss
+from ..errors import ChecksumMismatch, DataLoss, S3liteError
 from ..transport.base import ByteStream
 from .manifest import Segment
+
+
+class PartFailed(Exception):
+    """Part ``index`` of the segment being read failed mid-stream with ``error``; the
+    bytes it sent so far were verified, the rest must come from elsewhere. Internal to
+    the read path: callers of the object API never see it."""
+
+    def __init__(self, index: int, error: S3liteError) -> None:
+        super().__init__(f"part {index}: {error}")
+        self.index = index
+        self.error = error
 
 
 class PartReader:
     """Hands out exact byte counts from one part stream, hashing what passes."""
 
-    def __init__(self, name: str, stream: ByteStream, checksum: int | None) -> None:
+    def __init__(self, name: str, stream: ByteStream, checksum: int | None, index: int = 0) -> None:
         self.name = name
+        self.index = index
         self._stream = stream
         self._left = b""
         self._checksum = checksum
         self._hasher = xxhash.xxh3_64() if checksum is not None else None
 
+    async def _next(self, length: int) -> bytes:
+        try:
+            return await anext(self._stream)
+        except StopAsyncIteration:
+            error = DataLoss(f"part {self.name} ended {length} bytes early")
+            raise PartFailed(self.index, error) from None
+        except S3liteError as exc:
+            raise PartFailed(self.index, exc) from exc
+
     async def read(self, length: int) -> AsyncIterator[bytes]:
-        """Yield exactly ``length`` bytes; raises DataLoss if the part ends first."""
+        """Yield exactly ``length`` bytes; raises PartFailed if the part ends first or
+        its stream fails."""
         while length:
-            chunk = self._left
-            if not chunk:
-                try:
-                    chunk = await anext(self._stream)
-                except StopAsyncIteration:
-                    raise DataLoss(f"part {self.name} ended {length} bytes early") from None
+            chunk = self._left or await self._next(length)
             if len(chunk) > length:
                 chunk, self._left = chunk[:length], chunk[length:]
             else:
@@ -49,14 +71,23 @@ class PartReader:
             length -= len(chunk)
             yield chunk
 
+    async def take(self, length: int) -> bytes:
+        """Exactly ``length`` bytes as one buffer (PartFailed as :meth:`read`)."""
+        pieces = [chunk async for chunk in self.read(length)]
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
     async def finish(self) -> None:
-        """Check that the part ended where expected and, if read whole, its checksum."""
+        """Check that the part ended where expected and, if read whole, its checksum:
+        ChecksumMismatch or DataLoss if not (the part's bytes are not the recorded
+        ones); PartFailed if its stream fails at the very end."""
         if self._left:
             raise DataLoss(f"part {self.name} is longer than its manifest says")
         try:
             await anext(self._stream)
         except StopAsyncIteration:
             pass
+        except S3liteError as exc:
+            raise PartFailed(self.index, exc) from exc
         else:
             raise DataLoss(f"part {self.name} is longer than its manifest says")
         if self._hasher is not None and self._hasher.intdigest() != self._checksum:
@@ -73,7 +104,7 @@ async def join_segment(
     segment: Segment, readers: Mapping[int, PartReader], start: int, end: int
 ) -> AsyncGenerator[bytes, None]:
     """The bytes start..end (inclusive) of ``segment``, read from the open ``readers``
-    (one per part the range touches). Closes the readers when done or abandoned.
+    (one per data part the range touches). Closes the readers when done or abandoned.
 
     Each part is checked as soon as its last byte has been read, and the last chunk
     is held back until every part has passed: a damaged part can cut a response

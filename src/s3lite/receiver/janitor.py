@@ -24,8 +24,8 @@ from collections.abc import Callable, Collection
 
 import attrs
 
-from ..orchestrator import Orchestrator, parse_part_name
-from ..transport.base import NodeClient
+from ..orchestrator import Orchestrator
+from ..orchestrator.catalog import sweep_sector
 from .cleanup import discard_upload
 from .manifest_store import ManifestStore
 
@@ -68,7 +68,8 @@ class Janitor:
     async def run_once(
         self, *, pending_before: float | None = None, multipart_before: float | None = None
     ) -> JanitorReport:
-        """One pass: finish an interrupted join if one is pending, then both sweeps.
+        """One pass: probe the nodes (so one that came back is used), finish an
+        interrupted join if one is pending, then both sweeps.
         ``pending_before`` and ``multipart_before`` override the TTL cut-offs (at
         start-up every pending upload is stale: no writer survived the restart).
         Problems are logged, never raised: a node that is down or a file that cannot
@@ -78,10 +79,18 @@ class Janitor:
             pending_before = now - self.pending_ttl
         if multipart_before is None:
             multipart_before = now - self.multipart_ttl
+        await self.orchestrator.probe()
         await self.orchestrator.resume()
         uploads = await self.remove_stale_uploads(pending_before, multipart_before)
         orphans = await self.remove_orphans()
         return JanitorReport(uploads, orphans)
+
+    async def retry_deletions(self) -> int:
+        """Delete the parts of uploads left ``deleting`` (a node was down when they were
+        abandoned, overwritten or deleted); the cluster calls this as soon as a node
+        comes back. Returns how many uploads are gone."""
+        await self.orchestrator.probe()
+        return await self.remove_stale_uploads(float("-inf"))
 
     async def remove_stale_uploads(
         self, pending_before: float, multipart_before: float = float("-inf")
@@ -118,21 +127,8 @@ class Janitor:
                     continue
                 for sector in sectors:
                     try:
-                        removed += await self._sweep(client, node_id, sector, ring.owner(sector))
+                        owned = ring.owner(sector) == node_id
+                        removed += await sweep_sector(client, self.manifests, sector, owned=owned)
                     except Exception as exc:
                         log.warning("janitor skipped sector %d of %s: %s", sector, node_id, exc)
         return removed
-
-    async def _sweep(self, client: NodeClient, node_id: str, sector: int, owner: str) -> int:
-        """Delete the part files of one sector of one node that no row places there."""
-        names = [stat.name for stat in await client.list_parts(sector)]
-        keys = {name: parse_part_name(name) for name in names}
-        recorded = await self.manifests.recorded_sectors(
-            [key for key in keys.values() if key is not None]
-        )
-        orphans = [
-            name
-            for name, key in keys.items()
-            if owner != node_id or key is None or recorded.get(key) != sector
-        ]
-        return await client.delete_parts(sector, orphans) if orphans else 0

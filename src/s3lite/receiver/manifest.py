@@ -7,6 +7,12 @@ for a plain PUT, the UploadPart attempt that wrote it for a multipart object) an
 striped over six data parts plus ``parity`` parity parts, each recorded with the
 sector it was placed in, its length and its checksum (xxh3-64 of its bytes, verified
 when a part is read whole).
+
+A part the upload could not store (its node failed mid-upload while at least six
+others were stored) is recorded all the same, flagged ``missing``, with the length and
+checksum it must have: reads treat it as unavailable (they decode from parity), and
+the healer writes it and clears the flag. So a segment always lists all ``6 +
+parity`` parts, and its parity says what it was written for.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from .striping import Layout
 STANDARD = "STANDARD"
 REDUCED_REDUNDANCY = "REDUCED_REDUNDANCY"
 STORAGE_CLASSES = (STANDARD, REDUCED_REDUNDANCY)
-"""Stored and reported; the durability work gives them meaning (parity or none)."""
+"""STANDARD gets the cluster's target parity, REDUCED_REDUNDANCY none (upload.place_segment)."""
 
 FULL_OBJECT = "FULL_OBJECT"
 COMPOSITE = "COMPOSITE"
@@ -33,6 +39,9 @@ class PartRecord:
     sector: int
     length: int
     checksum: int
+    """xxh3-64 (seed 0) of the part's bytes (for a missing part: of the bytes it must hold)."""
+    missing: bool = False
+    """Not stored when the segment was written (see the module doc)."""
 
 
 @attrs.frozen
@@ -60,6 +69,11 @@ class Segment:
     @property
     def data_parts(self) -> int:
         return len(self.parts) - self.parity
+
+    @property
+    def stored_parts(self) -> int:
+        """Parts written when the segment was (six at least; all but the missing ones)."""
+        return sum(1 for part in self.parts if not part.missing)
 
 
 @attrs.frozen

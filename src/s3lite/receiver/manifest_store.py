@@ -28,10 +28,11 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
-from ..orchestrator.catalog import PlacedPart
-from . import multipart_store, sqlrows
+from ..orchestrator.catalog import PartKey, PlacedPart
+from . import heal_store, multipart_store, sqlrows
 from .completion import Completion, StoredPart
 from .conditions import WriteCondition
+from .healing import HealItem, HealStore
 from .keys import prefix_upper_bound
 from .listing import Position, list_page
 from .manifest import (
@@ -45,15 +46,12 @@ from .manifest import (
 )
 from .schema import connect
 
-PartKey = tuple[str, int, int]
-"""(upload id, segment, part index)"""
-
 Plan = Callable[[MultipartUpload, dict[int, StoredPart]], Completion]
 """Validates a CompleteMultipartUpload against the stored parts, inside its transaction."""
 
 
-class ManifestStore(Protocol):
-    """The receiver's durable record of keys, uploads and parts."""
+class ManifestStore(HealStore, Protocol):
+    """The receiver's durable record of keys, uploads and parts, and the heal queue."""
 
     async def begin_upload(
         self, upload_id: str, key: str, sectors: Sequence[int], created: float
@@ -149,7 +147,13 @@ class ManifestStore(Protocol):
         ...
 
     async def forget_upload(self, upload_id: str) -> None:
-        """Remove an upload's rows (after its parts were deleted)."""
+        """Remove an upload's rows (after its parts were deleted), heal items included."""
+        ...
+
+    async def abandon_upload(self, upload_id: str) -> bool:
+        """Mark a pending upload ``deleting`` (its write failed and some of its parts
+        could not be deleted yet), so the janitor's next pass deletes them instead of
+        waiting for the pending TTL; False if it is not pending."""
         ...
 
     async def stale_uploads(
@@ -419,10 +423,38 @@ class SqliteManifestStore:
 
     async def forget_upload(self, upload_id: str) -> None:
         def work(db: sqlite3.Connection) -> None:
-            for table in ("parts", "segments", "uploads"):
+            for table in ("heal_queue", "parts", "segments", "uploads"):
                 db.execute(f"DELETE FROM {table} WHERE upload_id = ?", (upload_id,))
 
         await self._transaction(work)
+
+    async def abandon_upload(self, upload_id: str) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE uploads SET state = 'deleting' WHERE upload_id = ? AND state = 'pending'",
+                (upload_id,),
+            )
+            return cursor.rowcount == 1
+
+        result: bool = await self._transaction(work)
+        return result
+
+    # -- the heal queue (heal_store.py) ------------------------------------------------
+
+    async def queue_heal(self, items: Sequence[HealItem]) -> None:
+        await self._transaction(heal_store.queue, items)
+
+    async def heal_items(self, limit: int) -> list[HealItem]:
+        result: list[HealItem] = await self._run(heal_store.oldest, limit)
+        return result
+
+    async def heal_done(self, upload_id: str, segment: int) -> int:
+        result: int = await self._transaction(heal_store.done, upload_id, segment)
+        return result
+
+    async def heal_queue_size(self) -> int:
+        result: int = await self._run(heal_store.size)
+        return result
 
     async def stale_uploads(
         self, pending_before: float, multipart_before: float = float("-inf")

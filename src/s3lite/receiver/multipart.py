@@ -124,7 +124,13 @@ async def upload_part(
     receiver.uploads_in_flight.acquire([upload_id])
     try:
         return await receiver.write_segment(
-            key, body, size, digester, store, max_size=receiver.max_part_size
+            key,
+            body,
+            size,
+            digester,
+            store,
+            max_size=receiver.max_part_size,
+            storage_class=upload.storage_class,
         )
     finally:
         await receiver.release([upload_id])

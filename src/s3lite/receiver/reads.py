@@ -8,28 +8,23 @@ or returns a mix. Only the first segment the range touches is opened before
 there); each later segment's parts are opened when the previous segment ends, so
 memory stays that of one segment's part streams whatever the object's size.
 
-A part that is not where the manifest says (a join re-homed it after the manifest
-was read) is looked up again in the store and reopened.
+Each segment is read by a fetch.SegmentFetch: the healthy path while the data
+parts it needs are available, the degraded path (decoding from parity) around the
+ones that are not, looking the segment up again when a join re-homed a part.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 
-import anyio
 import attrs
 
-from ..errors import DataLoss, InvalidRange, PartNotFound
-from ..orchestrator import Orchestrator, RoutingView, part_name
-from ..streams import single_error
-from .download import PartReader, join_segment
+from .fetch import ReadContext, SegmentFetch
 from .manifest import Manifest, ObjectInfo, Segment
-from .manifest_store import ManifestStore
 
 OPEN_ATTEMPTS = 8
-"""Times a segment's parts are looked up again when one is not where the manifest said
-(a join can re-home up to five parts of one segment), and times a read starts over
-when the key was overwritten between reading its manifest and holding it."""
+"""Times a read starts over when the key was overwritten between reading its manifest
+and holding it."""
 
 Piece = tuple[Segment, int, int]
 """A segment and the inclusive range of its bytes a read needs."""
@@ -44,8 +39,8 @@ class ObjectRead:
     """Inclusive range being returned; None for the whole object."""
     chunks: AsyncGenerator[bytes, None]
     _release: Callable[[], Awaitable[None]] | None = None
-    _readers: tuple[PartReader, ...] = ()
-    """The first segment's part streams: closed here too, because closing a generator
+    _first: SegmentFetch | None = None
+    """The first segment's read, opened: closed here too, because closing a generator
     that never started does not run its clean-up."""
     part_number: int | None = attrs.field(default=None, kw_only=True)
     """The part asked for with ``part_number`` (GET/HEAD ?partNumber=N), else None."""
@@ -61,8 +56,8 @@ class ObjectRead:
         read. Call it exactly once (``get_object`` does)."""
         try:
             await self.chunks.aclose()
-            for reader in self._readers:
-                await reader.aclose()
+            if self._first is not None:
+                await self._first.aclose()
         finally:
             if self._release is not None:
                 await self._release()
@@ -84,80 +79,28 @@ def part_span(manifest: Manifest, part_number: int) -> tuple[int, int] | None:
     return None if size == 0 else (offset, offset + size - 1)
 
 
-async def open_segment(
-    orchestrator: Orchestrator, manifests: ManifestStore, piece: Piece
-) -> dict[int, PartReader]:
-    """Open the parts of one segment that hold its bytes first..last, looking the
-    segment up again if a part was re-homed since it was read."""
+async def open_segment(context: ReadContext, piece: Piece) -> SegmentFetch:
+    """Open the read of one segment's bytes first..last (PartsUnavailable if fewer
+    than six of its parts can be read)."""
     segment, first, last = piece
-    for attempt in range(1, OPEN_ATTEMPTS + 1):
-        try:
-            return await _open_parts(orchestrator, segment, first, last)
-        except PartNotFound as missing:
-            fresh = await manifests.segment(segment.upload_id, segment.number)
-            if attempt == OPEN_ATTEMPTS or fresh is None or fresh == segment:
-                raise DataLoss(
-                    f"segment {segment.number} of upload {segment.upload_id} "
-                    f"cannot be read: {missing}"
-                ) from missing
-            segment = fresh
-    raise AssertionError("unreachable")
+    fetch = SegmentFetch(context, segment, first, last)
+    await fetch.open()
+    return fetch
 
 
 async def stream(
-    orchestrator: Orchestrator,
-    manifests: ManifestStore,
-    pieces: Sequence[Piece],
-    first_readers: dict[int, PartReader],
+    context: ReadContext, pieces: Sequence[Piece], first: SegmentFetch | None
 ) -> AsyncGenerator[bytes, None]:
-    """The bytes of ``pieces`` in order; the first one's parts are already open."""
-    readers: dict[int, PartReader] | None = first_readers
+    """The bytes of ``pieces`` in order; the first one is already open."""
+    fetch = first
     try:
         for number, piece in enumerate(pieces):
             if number:
-                readers = await open_segment(orchestrator, manifests, piece)
-            segment, first, last = piece
-            assert readers is not None
-            async for chunk in join_segment(segment, readers, first, last):
+                fetch = await open_segment(context, piece)
+            assert fetch is not None
+            async for chunk in fetch.chunks():
                 yield chunk
-            readers = None
+            fetch = None
     finally:
-        if readers is not None:
-            with anyio.CancelScope(shield=True):
-                for reader in readers.values():
-                    await reader.aclose()
-
-
-async def _open_parts(
-    orchestrator: Orchestrator, segment: Segment, first: int, last: int
-) -> dict[int, PartReader]:
-    """Open, concurrently, every data part of the segment that holds bytes first..last."""
-    layout = segment.layout
-    readers: dict[int, PartReader] = {}
-    if last < first:
-        return readers
-
-    async def open_part(view: RoutingView, index: int, span: tuple[int, int]) -> None:
-        part = segment.parts[index]
-        name = part_name(segment.upload_id, segment.number, index)
-        client = orchestrator.client(view.read_owner(part.sector))
-        try:
-            stream = await client.get_part(part.sector, name, *span)
-        except InvalidRange as exc:
-            raise DataLoss(f"part {name} is shorter than its manifest says: {exc}") from exc
-        whole = span == (0, part.length - 1)
-        readers[index] = PartReader(name, stream, part.checksum if whole else None)
-
-    try:
-        with orchestrator.lease() as view, single_error():
-            async with anyio.create_task_group() as group:
-                for index in range(segment.data_parts):
-                    span = layout.part_span(index, first, last)
-                    if span is not None:
-                        group.start_soon(open_part, view, index, span)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            for reader in readers.values():
-                await reader.aclose()
-        raise
-    return readers
+        if fetch is not None:
+            await fetch.aclose()

@@ -11,6 +11,12 @@ short body, a bad digest, a failed condition, a failed node, the caller's cancel
 scope) deletes the parts already written, shielded from the cancellation, and forgets
 the upload.
 
+Each segment gets the parity its storage class asks for (STANDARD: the cluster's
+target; REDUCED_REDUNDANCY: none), fewer while nodes are down or full (placement.py);
+a part whose node fails mid-upload is recorded missing when six others were stored
+(upload.py). Both, and every read that had to decode around a part, are reported to
+the heal queue (healing.py), the healer's input.
+
 Multipart sessions are in multipart.py, copies in copy.py, the read path in
 reads.py; this class is the one front door to all of them.
 """
@@ -32,7 +38,7 @@ from ..errors import (
     NotFound,
     S3liteError,
 )
-from ..orchestrator import PARTS_PER_SEGMENT, Orchestrator, RoutingView, place_parts
+from ..orchestrator import PARTS_PER_SEGMENT, Orchestrator, RoutingView
 from ..streams import Body, at_most, iterate_body
 from . import copying, multipart, reads
 from .attributes import Attributes, check_body, is_int
@@ -40,9 +46,12 @@ from .checksums import Digester, ExpectedDigests
 from .cleanup import discard_upload
 from .completion import MAX_PARTS, MIN_PART_SIZE
 from .conditions import ReadConditions, WriteCondition
+from .fetch import ReadContext
+from .healing import HealQueue
 from .holds import UploadHolds
 from .keys import check_key
 from .manifest import (
+    STANDARD,
     CompletedPart,
     Manifest,
     ObjectHeaders,
@@ -57,7 +66,7 @@ from .manifest_store import ManifestStore
 from .ranges import parse_http_range, resolve_range
 from .reads import ObjectRead
 from .striping import DEFAULT_STRIPE_UNIT
-from .upload import SegmentWriter, prepare
+from .upload import SegmentWriter, place_segment, prepare, report_written
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +89,7 @@ class Receiver:
         clock: Callable[[], float] = time.time,
         min_part_size: int = MIN_PART_SIZE,
         max_part_size: int = MAX_PART_SIZE,
+        heal: HealQueue | None = None,
     ) -> None:
         if stripe_unit < 1:
             raise ValueError(f"stripe_unit must be >= 1 byte, got {stripe_unit}")
@@ -94,6 +104,10 @@ class Receiver:
         self.uploads_in_flight = UploadHolds()
         """Uploads being written or read: the janitor leaves them alone, however old
         they are, and a superseded one is deleted when its last reader ends."""
+        self.heal = heal or HealQueue(manifests, metrics=orchestrator.metrics.durability)
+        """Where reads and writes report segments for the healer (the cluster runs its
+        flusher; without one, call ``heal.flush()``)."""
+        self.read_context = ReadContext(orchestrator, manifests, self.heal)
         orchestrator.catalog = manifests
 
     # -- writing -----------------------------------------------------------------------
@@ -134,7 +148,9 @@ class Receiver:
             info = attributes.info(key, segment, self.clock())
             return await self.commit_object(segment, info, condition, bucket)
 
-        return await self.write_segment(key, body, size, digester, commit)
+        return await self.write_segment(
+            key, body, size, digester, commit, storage_class=attributes.storage_class
+        )
 
     async def precheck_write(self, key: str, condition: WriteCondition) -> None:
         """Fail a conditional write before its body is stored when it would fail at the
@@ -164,10 +180,12 @@ class Receiver:
         commit: Callable[[Segment], Awaitable[T]],
         *,
         max_size: int | None = None,
+        storage_class: str = STANDARD,
     ) -> T:
-        """Write ``body`` as segment 0 of a new upload, verify its digests, and hand the
-        segment to ``commit``; if anything fails before ``commit`` returns, the parts
-        are deleted at once and the upload forgotten."""
+        """Write ``body`` as segment 0 of a new upload with the parity ``storage_class``
+        asks for, verify its digests, and hand the segment to ``commit``; if anything
+        fails before ``commit`` returns, the parts are deleted at once (on every node
+        that answers) and the upload forgotten."""
         upload_id = uuid.uuid4().hex
         self.uploads_in_flight.acquire([upload_id])
         try:
@@ -176,7 +194,9 @@ class Receiver:
                 if max_size is not None:
                     chunks = at_most(chunks, max_size, "a part")
                 prepared = await prepare(chunks, size, self.stripe_unit, PARTS_PER_SEGMENT)
-                sectors = place_parts(view.placement_rings, key, upload_id)
+                target, sectors = place_segment(
+                    self.orchestrator, view, key, upload_id, storage_class
+                )
                 try:
                     await self.manifests.begin_upload(upload_id, key, sectors, self.clock())
                     writer = SegmentWriter(
@@ -187,14 +207,17 @@ class Receiver:
                         sectors,
                         prepared.unit,
                         digester,
+                        expected_size=prepared.size,
                     )
                     segment = await writer.write(prepared.chunks, size)
                     segment = attrs.evolve(segment, checksums=digester.verify())
-                    return await commit(segment)
+                    result = await commit(segment)
                 except BaseException:
                     with anyio.CancelScope(shield=True):
                         await self._discard_now(upload_id, view)
                     raise
+                report_written(self.heal, view, segment, writer.failed_nodes, target)
+                return result
         finally:
             await self.release([upload_id])
 
@@ -213,9 +236,13 @@ class Receiver:
                     await self._discard_now(upload_id)
 
     async def _discard_now(self, upload_id: str, view: RoutingView | None = None) -> None:
+        """Delete an upload's parts and forget it; parts on nodes that are down or do
+        not answer are left to the janitor's next pass (the upload is marked
+        ``deleting``, not left ``pending`` for the janitor's one-hour TTL)."""
         try:
             await discard_upload(self.orchestrator, self.manifests, upload_id, view)
         except S3liteError as exc:
+            await self.manifests.abandon_upload(upload_id)
             log.warning("left upload %s for the janitor: %s", upload_id, exc)
 
     # -- reading -----------------------------------------------------------------------
@@ -307,14 +334,14 @@ class Receiver:
             try:
                 first, last = span if span is not None else (0, manifest.size - 1)
                 pieces = reads.pieces_of(manifest, first, last)
-                opened = {}
+                opened = None
                 if pieces:
-                    opened = await reads.open_segment(self.orchestrator, self.manifests, pieces[0])
+                    opened = await reads.open_segment(self.read_context, pieces[0])
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self.release(held)
                 raise
-            chunks = reads.stream(self.orchestrator, self.manifests, pieces, opened)
+            chunks = reads.stream(self.read_context, pieces, opened)
 
             async def release(held: tuple[str, ...] = held) -> None:
                 await self.release(held)
@@ -324,7 +351,7 @@ class Receiver:
                 span,
                 chunks,
                 release,
-                tuple(opened.values()),
+                opened,
                 part_number=part_number,
                 part_checksums=(
                     manifest.segments[part_number - 1].checksums

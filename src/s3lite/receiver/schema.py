@@ -15,7 +15,12 @@ Tables:
   and ``part_number`` say which object (or open multipart upload) it belongs to and
   where: a plain PUT's segment belongs to its own upload, number 0.
 * ``parts``: one row per part file, recorded (with its sector) before it is written.
+  ``missing`` is 1 for a part of a committed segment that was *not* stored (its node
+  failed during the upload, and six others were): its length and checksum are what
+  it must hold once the healer writes it.
 * ``objects``: key -> the committed upload it means. ``buckets``: names.
+* ``heal_queue``: segments the healer must look at, with why (healing.py): the
+  seam between the read and write paths, which find problems, and the healer.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-LATEST = 1
+LATEST = 2
 
 _UPLOADS = """
 CREATE TABLE uploads (
@@ -51,6 +56,18 @@ CREATE INDEX IF NOT EXISTS uploads_open ON uploads (key, upload_id) WHERE state 
 CREATE INDEX IF NOT EXISTS segments_object ON segments (object_upload, part_number);
 """
 
+_HEAL_QUEUE = """
+CREATE TABLE heal_queue (
+    upload_id TEXT NOT NULL,
+    segment   INTEGER NOT NULL,
+    reason    TEXT NOT NULL,
+    detail    TEXT NOT NULL DEFAULT '',
+    queued    REAL NOT NULL,
+    PRIMARY KEY (upload_id, segment, reason)
+) WITHOUT ROWID;
+CREATE INDEX heal_queue_order ON heal_queue (queued);
+"""
+
 SCHEMA = (
     _UPLOADS
     + """;
@@ -73,6 +90,7 @@ CREATE TABLE parts (
     sector    INTEGER NOT NULL,
     length    INTEGER,
     checksum  TEXT,
+    missing   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (upload_id, segment, idx)
 ) WITHOUT ROWID;
 CREATE INDEX parts_sector ON parts (sector);
@@ -86,6 +104,7 @@ CREATE TABLE buckets (
 ) WITHOUT ROWID;
 """
     + _INDEXES
+    + _HEAL_QUEUE
 )
 
 _TO_1 = (
@@ -109,7 +128,14 @@ UPDATE segments SET object_upload = upload_id,
     + _INDEXES
 )
 
-MIGRATIONS = {0: _TO_1}
+_TO_2 = (
+    """
+ALTER TABLE parts ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;
+"""
+    + _HEAL_QUEUE
+)
+
+MIGRATIONS = {0: _TO_1, 1: _TO_2}
 """user_version -> the script that moves a file from it to the next version."""
 
 

@@ -64,9 +64,9 @@ SEGMENT_COLUMNS = "upload_id, segment, size, stripe_unit, parity, md5, checksums
 def load_segment(db: sqlite3.Connection, row: Sequence[Any]) -> Segment:
     upload_id, number, size, unit, parity, md5, checksums = row
     parts = tuple(
-        PartRecord(index, sector, length, int(checksum, 16))
-        for index, sector, length, checksum in db.execute(
-            "SELECT idx, sector, length, checksum FROM parts "
+        PartRecord(index, sector, length, int(checksum, 16), bool(missing))
+        for index, sector, length, checksum, missing in db.execute(
+            "SELECT idx, sector, length, checksum, missing FROM parts "
             "WHERE upload_id = ? AND segment = ? ORDER BY idx",
             (upload_id, number),
         )
@@ -103,12 +103,14 @@ def insert_segment(
         ),
     )
     db.executemany(
-        "UPDATE parts SET length = ?, checksum = ? WHERE upload_id = ? AND segment = ? AND idx = ?",
+        "UPDATE parts SET length = ?, checksum = ?, missing = ? "
+        "WHERE upload_id = ? AND segment = ? AND idx = ?",
         [
-            (p.length, f"{p.checksum:016x}", segment.upload_id, segment.number, p.index)
+            (p.length, f"{p.checksum:016x}", int(p.missing), segment.upload_id, segment.number,
+             p.index)
             for p in segment.parts
         ],
-    )
+    )  # fmt: skip
 
 
 def state_of(db: sqlite3.Connection, upload_id: str) -> tuple[str, str] | None:

@@ -7,6 +7,12 @@ download, and a contiguous byte range of the segment is a contiguous byte range 
 each part. A unit of ``ceil(size / 6)`` gives six contiguous parts; the same code
 serves both.
 
+Stripe *row* ``r`` is unit ``r`` of each of the six parts (units ``6r .. 6r+5``); the
+parity parts hold one parity unit per row, as long as the row's unit 0 (a shorter
+unit of the last row counts as zero-padded to that length). :meth:`Layout.row_plan`
+says which bytes of each unit of a row a read needs, which is what a degraded read
+decodes.
+
 Pure arithmetic, no I/O: every function here is property-tested.
 """
 
@@ -97,3 +103,42 @@ class Layout:
     def pieces(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         """See :func:`pieces`."""
         return pieces(self.unit, start, end, self.parts)
+
+    def unit_length(self, row: int, index: int) -> int:
+        """Bytes of data unit ``index`` in stripe row ``row`` (0 past the end)."""
+        stripe = row * self.parts + index
+        stripes = self.stripes
+        if stripe >= stripes:
+            return 0
+        tail = self.size % self.unit
+        return tail if stripe == stripes - 1 and tail else self.unit
+
+    def row_of(self, offset: int) -> int:
+        """The stripe row holding segment byte ``offset``."""
+        return offset // self.unit // self.parts
+
+    def row_plan(self, row: int, start: int, end: int) -> RowPlan:
+        """Which bytes of each unit of ``row`` hold segment bytes start..end (inclusive),
+        and the window covering them all."""
+        spans: list[tuple[int, int] | None] = []
+        row_start = row * self.parts * self.unit
+        for index in range(self.parts):
+            unit_start = row_start + index * self.unit
+            first = max(start, unit_start)
+            last = min(end, unit_start + self.unit_length(row, index) - 1)
+            spans.append((first - unit_start, last - unit_start + 1) if first <= last else None)
+        found = [span for span in spans if span is not None]
+        window = (min(s for s, _ in found), max(e for _, e in found)) if found else (0, 0)
+        return RowPlan(row, tuple(spans), window)
+
+
+@attrs.frozen
+class RowPlan:
+    """The bytes one read needs from one stripe row."""
+
+    row: int
+    spans: tuple[tuple[int, int] | None, ...]
+    """Per data unit, the half-open range of it the read needs (None: none of it)."""
+    window: tuple[int, int]
+    """The half-open range of unit offsets covering every span: what a degraded read
+    takes from each source part for this row (and decodes for a missing one)."""

@@ -33,6 +33,7 @@ import anyio
 import anyio.to_thread
 
 from ..errors import (
+    BodyLengthMismatch,
     DamagedPart,
     DiskFull,
     InvalidRange,
@@ -213,14 +214,16 @@ class StorageNode:
 
     # -- writing -----------------------------------------------------------------------
 
-    async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
+    async def put_part(
+        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+    ) -> PartStat:
         self._check_open()
         path = self._part_path(sector, name)
 
         def make() -> PartWriter:
             return PartWriter(self._tmp, self.node_id, fsync=self._fsync)
 
-        written = await self._write(body, make, path, sector)
+        written = await self._write(body, make, path, sector, length)
         return PartStat(name, sector, written.length)
 
     async def _write(
@@ -229,9 +232,12 @@ class StorageNode:
         make: Callable[[], W],
         final_path: Path,
         sector: int | None,
+        length: int | None = None,
     ) -> W:
         """Stream ``body`` through a writer from ``make`` into ``final_path``, accounting
-        it to ``sector`` (None: a staged file, not yet in the sector tree).
+        it to ``sector`` (None: a staged file, not yet in the sector tree); a body that
+        is not ``length`` bytes long (if given) raises BodyLengthMismatch, storing
+        nothing.
 
         The writer (and its temporary file) is created by the first batch, after
         checking the node is not full, so a small part costs one thread hop; on any
@@ -251,12 +257,15 @@ class StorageNode:
             return writer, writer.commit(final_path, self._namespace) if commit else 0
 
         pending = bytearray()
+        received = 0
         try:
             async for chunk in body:
                 pending += chunk
+                received += len(chunk)
                 if len(pending) >= WRITE_BATCH:
                     batch, pending = pending, bytearray()
                     await anyio.to_thread.run_sync(write, batch, False)
+            _check_length(length, received)
             self._check_open()
             with anyio.CancelScope(shield=True):
                 done, replaced = await anyio.to_thread.run_sync(write, pending, True)
@@ -468,3 +477,9 @@ def _part_range(length: int, start: int | None, end: int | None) -> tuple[int, i
     if not 0 <= first <= last < length:
         raise InvalidRange(f"range {start}-{end} is outside a part of {length} bytes", size=length)
     return first, last
+
+
+def _check_length(expected: int | None, received: int) -> None:
+    """BodyLengthMismatch unless a body meant to be ``expected`` bytes long was."""
+    if expected is not None and received != expected:
+        raise BodyLengthMismatch(declared=expected, received=received)

@@ -151,11 +151,16 @@ class NodeClient(Protocol):
         """Bytes on disk per sector (only sectors holding data appear)."""
         ...
 
-    async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
+    async def put_part(
+        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+    ) -> PartStat:
         """Store a part durably; replaces a part of the same name (parts are immutable,
         so a second write of a name carries the same bytes). Raises DiskFull when the
         node is full (free space under its reserve) or runs out of space; a body that
-        fails or ends early stores nothing."""
+        fails or ends early stores nothing. ``length``, when the caller knows it, is
+        the body's exact length: the network transport then sends it with a
+        Content-Length instead of chunked framing (a copy less per chunk), and a body
+        of another length stores nothing."""
         ...
 
     async def get_part(

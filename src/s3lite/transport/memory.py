@@ -71,8 +71,10 @@ class MemoryClient:
     async def usage(self) -> Mapping[int, int]:
         return await self._node().usage()
 
-    async def put_part(self, sector: int, name: str, body: AsyncIterable[bytes]) -> PartStat:
-        return await self._node().put_part(sector, name, body)
+    async def put_part(
+        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+    ) -> PartStat:
+        return await self._node().put_part(sector, name, body, length=length)
 
     async def get_part(
         self, sector: int, name: str, start: int | None = None, end: int | None = None

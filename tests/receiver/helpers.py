@@ -1,0 +1,76 @@
+"""Helpers the receiver tests share: reading objects whole, streaming bodies, finding
+and damaging part files on the nodes of a LocalCluster."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from s3lite import LocalCluster, NodeUnavailable
+from s3lite.orchestrator import part_name
+from s3lite.receiver import Manifest
+from s3lite.storager.partfile import HEADER_SIZE, Header
+
+
+async def read_all(
+    cluster: LocalCluster, key: str, start: int | None = None, end: int | None = None
+) -> bytes:
+    return b"".join([chunk async for chunk in cluster.receiver.get_object(key, start, end)])
+
+
+async def chunked(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def stored_part_names(cluster: LocalCluster) -> set[tuple[str, int, str]]:
+    """Every part file on every reachable node: (node, sector, name)."""
+    found = set()
+    for node_id, node in cluster.nodes.items():
+        try:
+            sectors = await node.usage()
+        except NodeUnavailable:
+            continue
+        for sector in sectors:
+            for stat in await node.list_parts(sector):
+                found.add((node_id, sector, stat.name))
+    return found
+
+
+async def manifest_of(cluster: LocalCluster, key: str) -> Manifest:
+    manifest = await cluster.receiver.manifests.get(key)
+    assert manifest is not None, key
+    return manifest
+
+
+def part_path(cluster: LocalCluster, manifest: Manifest, index: int, segment: int = 0) -> Path:
+    """The file of part ``index`` of a segment, on the node that owns its sector."""
+    stored = manifest.segments[segment]
+    part = stored.parts[index]
+    owner = cluster.nodes[cluster.orchestrator.ring.owner(part.sector)]
+    name = part_name(stored.upload_id, stored.number, index)
+    return owner.data_dir / "sectors" / f"{part.sector:03d}" / name
+
+
+def damage(path: Path, offset: int, bits: int = 0x01) -> None:
+    """Flip ``bits`` of payload byte ``offset`` in a part file, as bit rot would."""
+    raw = bytearray(path.read_bytes())
+    raw[Header.unpack(raw[:HEADER_SIZE]).payload_offset(offset)] ^= bits
+    path.write_bytes(bytes(raw))
+
+
+def owner_of(cluster: LocalCluster, manifest: Manifest, index: int, segment: int = 0) -> str:
+    return cluster.orchestrator.ring.owner(manifest.segments[segment].parts[index].sector)
+
+
+async def unreferenced_parts(cluster: LocalCluster) -> set[tuple[str, int, str]]:
+    """Part files no committed manifest places where they are: (node, sector, name)."""
+    ring = cluster.orchestrator.ring
+    referenced = set()
+    for info in (await cluster.receiver.list_objects(limit=1000)).objects:
+        manifest = await manifest_of(cluster, info.key)
+        for segment in manifest.segments:
+            for part in segment.parts:
+                name = part_name(segment.upload_id, segment.number, part.index)
+                referenced.add((ring.owner(part.sector), part.sector, name))
+    return await stored_part_names(cluster) - referenced
