@@ -12,13 +12,9 @@ from s3lite import JoinRefused, LocalCluster, NotFound, S3liteError
 from s3lite.cli import build_parser
 from s3lite.orchestrator import SECTORS, NodeState
 from s3lite.storager import StorageNode
-from s3lite.storager.partfile import Header
+from tests.receiver.helpers import assert_invariant_one, read_all, referenced_bytes
 
 pytestmark = pytest.mark.anyio
-
-
-async def read_all(cluster: LocalCluster, key: str) -> bytes:
-    return b"".join([chunk async for chunk in cluster.receiver.get_object(key)])
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -134,28 +130,6 @@ async def test_joins_keep_every_object_and_invariant_one(tmp_path: Path, policy:
             assert await read_all(cluster, key) == data
         # the donors' copies are gone: total bytes equal what the manifests reference
         assert sum((await cluster.usage()).values()) == await referenced_bytes(cluster)
-
-
-async def assert_invariant_one(cluster: LocalCluster) -> None:
-    ring = cluster.orchestrator.ring
-    listing = await cluster.receiver.list_objects(limit=1000)
-    for info in listing.objects:
-        manifest = await cluster.receiver.manifests.get(info.key)
-        assert manifest is not None
-        (segment,) = manifest.segments
-        owners = [ring.owner(part.sector) for part in segment.parts]
-        assert len(set(owners)) == len(owners) == 6 + segment.parity, (info.key, owners)
-
-
-async def referenced_bytes(cluster: LocalCluster) -> int:
-    total = 0
-    listing = await cluster.receiver.list_objects(limit=1000)
-    for info in listing.objects:
-        manifest = await cluster.receiver.manifests.get(info.key)
-        assert manifest is not None
-        parts = manifest.segments[0].parts
-        total += sum(Header(part.length).file_size for part in parts if not part.missing)
-    return total
 
 
 async def test_multipart_options(tmp_path: Path) -> None:

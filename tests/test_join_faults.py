@@ -13,7 +13,7 @@ from s3lite import Cluster, LocalCluster, NodeUnavailable
 from s3lite.orchestrator import NodeState
 from s3lite.storager import StorageNode
 from s3lite.transport import MemoryTransport
-from tests.test_cluster import assert_invariant_one, read_all, referenced_bytes
+from tests.receiver.helpers import assert_invariant_one, read_all, referenced_bytes
 
 pytestmark = pytest.mark.anyio
 

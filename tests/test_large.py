@@ -32,8 +32,8 @@ import psutil
 import pytest
 import yarl
 
+from tests.processes import NODES, Service, running_service
 from tests.s3sign import SignedSession
-from tests.test_service import NODES, Service, running_service
 
 MiB = 1 << 20
 GiB = 1 << 30

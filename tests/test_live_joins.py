@@ -17,8 +17,12 @@ import pytest
 
 from s3lite import LocalCluster, NotFound
 from tests.counting import Progress
-from tests.receiver.helpers import unreferenced_parts
-from tests.test_cluster import assert_invariant_one, read_all, referenced_bytes
+from tests.receiver.helpers import (
+    assert_invariant_one,
+    read_all,
+    referenced_bytes,
+    unreferenced_parts,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -1,5 +1,6 @@
-"""Helpers the receiver tests share: reading objects whole, streaming bodies, finding
-and damaging part files on the nodes of a LocalCluster."""
+"""Helpers the receiver and cluster tests share: reading objects whole, streaming
+bodies, finding and damaging part files on the nodes of a LocalCluster, checking
+invariant 1 and the bytes manifests reference, and making manifest rows by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from s3lite import LocalCluster, NodeUnavailable
 from s3lite.orchestrator import part_name
-from s3lite.receiver import Manifest
+from s3lite.receiver import Manifest, ObjectInfo, PartRecord, Segment, SqliteManifestStore
 from s3lite.storager.partfile import HEADER_SIZE, Header
 
 
@@ -74,3 +75,39 @@ async def unreferenced_parts(cluster: LocalCluster) -> set[tuple[str, int, str]]
                 name = part_name(segment.upload_id, segment.number, part.index)
                 referenced.add((ring.owner(part.sector), part.sector, name))
     return await stored_part_names(cluster) - referenced
+
+
+def segment(sectors: list[int], upload: str, size: int = 60) -> Segment:
+    parts = tuple(PartRecord(i, s, size // 6, 1000 + i) for i, s in enumerate(sectors))
+    return Segment(0, size, 10, parts, upload_id=upload, md5="e" * 32)
+
+
+def info(key: str, size: int = 60, modified: float = 100.0) -> ObjectInfo:
+    return ObjectInfo.of(key, size, "e" * 32, "text/plain", modified, {"m": "v"})
+
+
+async def put(store: SqliteManifestStore, key: str, upload: str, sectors: list[int]) -> list[str]:
+    await store.begin_upload(upload, key, sectors, created=1.0)
+    return await store.commit_upload(upload, [segment(sectors, upload)], info(key))
+
+
+async def assert_invariant_one(cluster: LocalCluster) -> None:
+    ring = cluster.orchestrator.ring
+    listing = await cluster.receiver.list_objects(limit=1000)
+    for info in listing.objects:
+        manifest = await cluster.receiver.manifests.get(info.key)
+        assert manifest is not None
+        (segment,) = manifest.segments
+        owners = [ring.owner(part.sector) for part in segment.parts]
+        assert len(set(owners)) == len(owners) == 6 + segment.parity, (info.key, owners)
+
+
+async def referenced_bytes(cluster: LocalCluster) -> int:
+    total = 0
+    listing = await cluster.receiver.list_objects(limit=1000)
+    for info in listing.objects:
+        manifest = await cluster.receiver.manifests.get(info.key)
+        assert manifest is not None
+        parts = manifest.segments[0].parts
+        total += sum(Header(part.length).file_size for part in parts if not part.missing)
+    return total

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from s3lite.receiver import SqliteManifestStore
 from s3lite.receiver.keys import prefix_upper_bound
 from s3lite.receiver.listing import Position, common_prefix, list_page
-from tests.receiver.test_manifest_store import put
+from tests.receiver.helpers import put
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from s3lite.orchestrator import PlacedPart
-from s3lite.receiver import ObjectInfo, PartRecord, Segment, SqliteManifestStore
+from s3lite.receiver import SqliteManifestStore
+from tests.receiver.helpers import info, put, segment
 from tests.strategies import object_keys
 
 pytestmark = pytest.mark.anyio
@@ -21,20 +22,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteManifestStore]:
     opened = await SqliteManifestStore.open(tmp_path / "m.sqlite3")
     yield opened
     await opened.close()
-
-
-def segment(sectors: list[int], upload: str, size: int = 60) -> Segment:
-    parts = tuple(PartRecord(i, s, size // 6, 1000 + i) for i, s in enumerate(sectors))
-    return Segment(0, size, 10, parts, upload_id=upload, md5="e" * 32)
-
-
-def info(key: str, size: int = 60, modified: float = 100.0) -> ObjectInfo:
-    return ObjectInfo.of(key, size, "e" * 32, "text/plain", modified, {"m": "v"})
-
-
-async def put(store: SqliteManifestStore, key: str, upload: str, sectors: list[int]) -> list[str]:
-    await store.begin_upload(upload, key, sectors, created=1.0)
-    return await store.commit_upload(upload, [segment(sectors, upload)], info(key))
 
 
 async def test_pending_upload_is_invisible_until_committed(store: SqliteManifestStore) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from s3lite.receiver import SqliteManifestStore
 from s3lite.receiver.schema import LATEST
-from tests.receiver.test_manifest_store import put
+from tests.receiver.helpers import put
 
 pytestmark = pytest.mark.anyio
 
