@@ -155,6 +155,27 @@ async def test_abort_then_upload_part_is_no_such_upload(s3: Any, gateway: Gatewa
     assert await stored_parts(gateway.cluster) == set()
 
 
+async def test_deleting_a_bucket_aborts_its_open_uploads(s3: Any, gateway: Gateway) -> None:
+    kept = await create(s3)
+    await upload(s3, kept, 1, payload(MIN))
+    before = await stored_parts(gateway.cluster)
+    await in_thread(s3.create_bucket, Bucket="scratch")
+    for key in ("a", "a", "dir/b"):
+        answer = await in_thread(s3.create_multipart_upload, Bucket="scratch", Key=key)
+        await in_thread(
+            s3.upload_part, Bucket="scratch", Key=key, UploadId=answer["UploadId"],
+            PartNumber=1, Body=payload(MIN, seed=len(key)),
+        )  # fmt: skip
+    assert len(await stored_parts(gateway.cluster)) == 4 * len(before)
+    await in_thread(s3.delete_bucket, Bucket="scratch")
+    await gateway.idle()
+    assert await stored_parts(gateway.cluster) == before  # photos' upload is untouched
+    await in_thread(s3.create_bucket, Bucket="scratch")
+    assert "Uploads" not in await in_thread(s3.list_multipart_uploads, Bucket="scratch")
+    listed = await in_thread(s3.list_multipart_uploads, Bucket="photos")
+    assert [upload["UploadId"] for upload in listed["Uploads"]] == [kept]
+
+
 async def test_upload_part_copy_with_ranges(s3: Any, gateway: Gateway) -> None:
     source = payload(3 * MIN, seed=9)
     await in_thread(s3.put_object, Bucket="photos", Key="src", Body=source)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..asgi import Send, send_bytes, send_head
 from ..errors import BucketAlreadyExists
-from ..receiver.buckets import check_bucket
+from ..receiver.buckets import check_bucket, object_key
 from . import xml, xmlparse
 from .auth.policy import visible
 from .call import Call, Handler, count_param, decode_token, encode_token, send_xml
@@ -69,6 +69,9 @@ async def head_bucket(call: Call, send: Send) -> None:
 
 async def delete_bucket(call: Call, send: Send) -> None:
     await call.services.buckets.delete(call.bucket)
+    # Open multipart uploads go with their bucket, as in MinIO: no one could complete
+    # or list them any more, and their parts would wait for the janitor's TTL.
+    await call.services.receiver.abort_multipart_uploads(object_key(call.bucket, ""))
     call.services.keys.forget(call.bucket)
     await send_bytes(send, 204)
 

@@ -192,6 +192,31 @@ async def abort(receiver: Receiver, key: str, upload_id: str) -> None:
     await receiver.discard(doomed)
 
 
+async def abort_all(receiver: Receiver, prefix: str) -> int:
+    """Abort every open upload whose key starts with ``prefix`` (a deleted bucket's:
+    its parts would otherwise stay on the nodes until the janitor's TTL) and say how
+    many; one finished meanwhile is left as it is."""
+    aborted = 0
+    key_marker = upload_id_marker = ""
+    while True:
+        page = await receiver.manifests.list_uploads(
+            prefix,
+            delimiter="",
+            key_marker=key_marker,
+            upload_id_marker=upload_id_marker,
+            limit=1000,
+        )
+        for upload in page.uploads:
+            try:
+                await abort(receiver, upload.key, upload.upload_id)
+            except NoSuchUpload:
+                continue
+            aborted += 1
+        if not page.is_truncated or not page.uploads:
+            return aborted
+        key_marker, upload_id_marker = page.uploads[-1].key, page.uploads[-1].upload_id
+
+
 async def list_parts(
     receiver: Receiver, key: str, upload_id: str, marker: int, limit: int
 ) -> PartList:

@@ -532,6 +532,11 @@ class Receiver:
         not open)."""
         await multipart.abort(self, key, upload_id)
 
+    async def abort_multipart_uploads(self, prefix: str) -> int:
+        """Abort every open upload of a key under ``prefix`` (say ``"bucket/"``) and
+        delete its parts; returns how many were aborted."""
+        return await multipart.abort_all(self, prefix)
+
     async def list_parts(
         self, key: str, upload_id: str, *, marker: int = 0, limit: int = MAX_LIST_LIMIT
     ) -> PartList:
