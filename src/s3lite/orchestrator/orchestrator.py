@@ -36,10 +36,8 @@ is rolled back too. Donors whose drop fails keep their copies until a later resu
 
 from __future__ import annotations
 
-import bisect
 import collections
 import contextlib
-import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -63,6 +61,7 @@ from ..progress import Progress
 from ..streams import single_error
 from ..transport.base import ByteStream, NodeClient, Transport
 from .catalog import PartCatalog, plan_rehomes, sweep_sector
+from .copy_count import DonorCount, moving_bytes
 from .gauges import cluster_gauges
 from .liveness import (
     DEFAULT_PROBE_INTERVAL,
@@ -382,7 +381,7 @@ class Orchestrator:
             try:
                 usage = await self.usage()
                 plan, given = self._plan(usage, node_id)
-                sizes = _moving_bytes(plan.moves, usage)
+                sizes = moving_bytes(plan.moves, usage)
                 progress.step(
                     "plan", node=node_id, address=address, sectors=len(plan.moves),
                     bytes=sum(sizes.values()), donors=given,
@@ -548,7 +547,7 @@ class Orchestrator:
         progress.step("copy", sectors=len(migration.moves), bytes=sum(sizes.values()))
         recipient = self.client(migration.new_node)
         for donor, sectors in migration.plan.by_donor().items():
-            count = _DonorCount(
+            count = DonorCount(
                 donor, sorted(sectors), sizes, progress, self.metrics, self.sectors_copied
             )
             archive = await self.client(donor).export_sectors(sectors)
@@ -566,9 +565,9 @@ class Orchestrator:
                 usage[donor] = dict(await self.client(donor).usage())
             except S3liteError:
                 usage[donor] = {}
-        return _moving_bytes(migration.moves, usage)
+        return moving_bytes(migration.moves, usage)
 
-    async def _relay(self, archive: ByteStream, count: _DonorCount) -> AsyncIterator[bytes]:
+    async def _relay(self, archive: ByteStream, count: DonorCount) -> AsyncIterator[bytes]:
         first = True
         async for chunk in archive:
             count.relayed(len(chunk))
@@ -631,65 +630,3 @@ class Orchestrator:
             with contextlib.suppress(S3liteError, OSError):
                 await self.client(migration.new_node).drop_sectors(list(migration.moves))
             self._forget(migration.new_node)
-
-
-def _moving_bytes(
-    moves: Mapping[int, NodeId], usage: Mapping[NodeId, Mapping[int, int]]
-) -> dict[int, int]:
-    """Bytes each moving sector holds on its donor, per ``usage``."""
-    return {sector: usage.get(donor, {}).get(sector, 0) for sector, donor in moves.items()}
-
-
-class _DonorCount:
-    """Turns the bytes relayed from one donor into progress: bytes (at most the
-    donor's planned share until it is complete) and sectors (the export streams them
-    in order, so a sector is done once the bytes before its end have gone by). Each
-    sector's own fraction goes to ``copied`` (sector -> 0..1)."""
-
-    def __init__(
-        self,
-        donor: NodeId,
-        sectors: list[int],
-        sizes: Mapping[int, int],
-        progress: Progress,
-        metrics: GatewayMetrics,
-        copied: dict[int, float],
-    ) -> None:
-        self._progress = progress
-        self._counter = metrics.joins.relayed.labels(donor)
-        self._sectors = sectors
-        self._sizes = [sizes.get(sector, 0) for sector in sectors]
-        self._copied = copied
-        self._ends = list(itertools.accumulate(self._sizes))
-        self._share = self._ends[-1] if self._ends else 0
-        self._relayed = 0
-        self._counted = 0
-        self._sectors_done = 0
-
-    def relayed(self, size: int) -> None:
-        self._counter.inc(size)
-        self._relayed += size
-        self._advance(min(self._relayed, self._share))
-
-    def complete(self) -> None:
-        self._advance(self._share, all_sectors=True)
-
-    def _advance(self, counted: int, *, all_sectors: bool = False) -> None:
-        done = len(self._ends)
-        if not all_sectors:
-            done = bisect.bisect_right(self._ends, counted)
-            if done == len(self._ends):
-                done -= 1  # the last sector is done when the stream ends, not before
-        before = self._sectors_done
-        items, self._sectors_done = done - self._sectors_done, max(done, self._sectors_done)
-        grown, self._counted = counted - self._counted, max(counted, self._counted)
-        for sector in self._sectors[before : self._sectors_done]:
-            self._copied[sector] = 1.0
-        if self._sectors_done < len(self._sectors):
-            index = self._sectors_done
-            size = self._sizes[index]
-            start = self._ends[index] - size
-            fraction = (self._counted - start) / size if size else 0.0
-            self._copied[self._sectors[index]] = min(max(fraction, 0.0), 1.0)
-        if items > 0 or grown > 0:
-            self._progress.advance(items=max(items, 0), bytes=max(grown, 0))
