@@ -17,9 +17,10 @@ import signal
 import subprocess
 import sys
 import urllib.parse
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import MappingProxyType
 
 import anyio
 import anyio.abc
@@ -72,11 +73,13 @@ async def _drain(stream: anyio.abc.ByteReceiveStream) -> None:
 
 
 @asynccontextmanager
-async def running(*args: str | Path, log: Path) -> AsyncIterator[Server]:
+async def running(
+    *args: str | Path, log: Path, env: Mapping[str, str] = MappingProxyType({})
+) -> AsyncIterator[Server]:
     """Run ``python -m s3lite ARGS`` until the block ends; a gateway gets the test root
-    key (tests/s3sign.py) from the environment."""
+    key (tests/s3sign.py) from the environment, and ``env`` is added to it."""
     command = [sys.executable, "-m", "s3lite", *map(str, args)]
-    env = {**os.environ, **ROOT_ENV}
+    env = {**os.environ, **ROOT_ENV, **env}
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as log_file:  # noqa: ASYNC230 - a local log file, opened once
         process = await anyio.open_process(
@@ -112,10 +115,14 @@ async def running(*args: str | Path, log: Path) -> AsyncIterator[Server]:
 
 
 async def _hold(
-    args: tuple[str | Path, ...], log: Path, *, task_status: anyio.abc.TaskStatus[Server]
+    args: tuple[str | Path, ...],
+    log: Path,
+    env: Mapping[str, str],
+    *,
+    task_status: anyio.abc.TaskStatus[Server],
 ) -> None:
     """Run one server until this task is cancelled (then ``running`` stops it)."""
-    async with running(*args, log=log) as server:
+    async with running(*args, log=log, env=env) as server:
         task_status.started(server)
         await anyio.sleep_forever()
 
@@ -132,6 +139,8 @@ class Service:
     size: int = NODES
     """Nodes of the cluster the gateway is created with."""
     gateway: Server | None = None
+    env: Mapping[str, str] = MappingProxyType({})
+    """More environment for every process (say the cluster secret)."""
     _nodes: dict[int, Server] = attrs.Factory(dict)
 
     @property
@@ -161,7 +170,7 @@ class Service:
         args = (
             "node", "--data-dir", self.node_dir(index), "--listen", f"127.0.0.1:{port}", *options,
         )  # fmt: skip
-        server = await self.group.start(_hold, args, self.root / f"node{index}.log")
+        server = await self.group.start(_hold, args, self.root / f"node{index}.log", self.env)
         self._nodes[index] = server
         return server
 
@@ -175,7 +184,7 @@ class Service:
             "gateway", "--data-dir", self.gateway_dir, "--listen", "127.0.0.1:0",
             *node_flags, *options,
         )  # fmt: skip
-        self.gateway = await self.group.start(_hold, args, self.root / "gateway.log")
+        self.gateway = await self.group.start(_hold, args, self.root / "gateway.log", self.env)
         return self.gateway
 
     def url(self, bucket: str, key: str | None = None) -> yarl.URL:
@@ -191,6 +200,7 @@ async def running_service(
     nodes: int = NODES,
     spares: int = 0,
     node_options: Sequence[str] = (),
+    env: Mapping[str, str] = MappingProxyType({}),
 ) -> AsyncIterator[Service]:
     """``nodes`` node processes (each with ``node_options``) and a gateway process over
     them, and ``spares`` more node processes outside the cluster
@@ -198,7 +208,7 @@ async def running_service(
     async with contextlib.AsyncExitStack() as stack:
         group = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(group.cancel_scope.cancel)  # runs first: stops every process
-        cluster = Service(root, group, size=nodes)
+        cluster = Service(root, group, size=nodes, env=env)
         async with anyio.create_task_group() as starting:
             for index in range(nodes + spares):
                 starting.start_soon(cluster.start_node, index, 0, *node_options)

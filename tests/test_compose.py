@@ -30,6 +30,7 @@ import yaml
 from s3lite import LocalCluster
 from s3lite.cli import build_parser
 from s3lite.service import parse_listen
+from s3lite.transport.secret import CLUSTER_SECRET_ENV
 from tests.gateway.harness import serving
 from tests.processes import running
 
@@ -140,6 +141,16 @@ def test_gateway_nodes_are_the_node_services(compose: dict[str, Any]) -> None:
 def interpolate(text: str, env: dict[str, str]) -> str:
     """Compose's ``${NAME:-default}`` substitution (the only form used here)."""
     return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m[1]) or m[2], text)
+
+
+def test_every_service_needs_the_same_cluster_secret(compose: dict[str, Any]) -> None:
+    """Nodes refuse callers without the cluster secret (transport/secret.py): every
+    service must be given it, from one variable that compose refuses to start without."""
+    for name in parsed(compose):
+        environment = compose["services"][name].get("environment") or {}
+        value = environment.get(CLUSTER_SECRET_ENV)
+        assert value is not None, f"{name} is not given {CLUSTER_SECRET_ENV}"
+        assert re.fullmatch(r"\$\{" + CLUSTER_SECRET_ENV + r":\?[^}]+\}", value), (name, value)
 
 
 def test_every_service_has_its_own_volume(compose: dict[str, Any]) -> None:

@@ -23,7 +23,9 @@ connections (with ``:0`` the port is the one the kernel picked). A gateway's roo
 comes from S3LITE_ROOT_USER/S3LITE_ROOT_PASSWORD, else from its data directory, else
 it is generated and printed once; ``serve`` prints the one it uses every time.
 ``join``, ``status`` and ``key`` sign their requests with the root key, from
-``--access-key``/``--secret-key`` or the same two variables.
+``--access-key``/``--secret-key`` or the same two variables. ``node`` and ``gateway``
+take the cluster secret from S3LITE_CLUSTER_SECRET (transport/secret.py): nodes then
+answer only callers that carry it; without it they answer anyone, and say so.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import argparse
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import socket
 import sys
@@ -67,6 +70,9 @@ from .storager import StorageNode
 from .storager.node import DEFAULT_RESERVE
 from .transport.http import HttpTransport
 from .transport.http_node import NodeApp
+from .transport.secret import CLUSTER_SECRET_ENV, cluster_secret_from_env
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:9000"
 DEFAULT_SERVE_NODES = 8
@@ -324,8 +330,22 @@ async def _node(args: argparse.Namespace) -> None:
         args.data_dir, args.node_id, reserve=args.reserve, replaced=args.replaced
     )
     state = " (replaced: empty until rebuilt)" if args.replaced else ""
+    app = NodeApp(node, NodeMetrics(process=True), secret=_cluster_secret("node"))
     print(f"s3lite node {node.node_id} listening on {url_of(sock)}{state}", flush=True)
-    await serve(NodeApp(node, NodeMetrics(process=True)), sock, keep_alive=args.keep_alive)
+    await serve(app, sock, keep_alive=args.keep_alive)
+
+
+def _cluster_secret(role: str) -> str | None:
+    """The cluster secret from the environment, with a warning when there is none."""
+    secret = cluster_secret_from_env()
+    if secret is None:
+        who = (
+            "this node answers anyone who reaches it"
+            if role == "node"
+            else ("nodes that require a secret will refuse this gateway")
+        )
+        log.warning("%s is not set: %s", CLUSTER_SECRET_ENV, who)
+    return secret
 
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -344,7 +364,7 @@ async def _gateway(args: argparse.Namespace) -> None:
     metrics_sock = bind(*parse_listen(args.metrics_listen)) if args.metrics_listen else None
     cluster = Cluster(
         args.data_dir,
-        HttpTransport(),
+        HttpTransport(secret=_cluster_secret("gateway")),
         args.node,
         policy=args.policy,
         stripe_unit=args.stripe_unit,

@@ -46,6 +46,7 @@ from .base import (
     QuarantinedPart,
     check_name,
 )
+from .secret import authorization
 from .wire import decode_check, decode_error
 
 T = TypeVar("T")
@@ -84,7 +85,8 @@ class HttpTransport:
     """One pooled aiohttp session for every node, created in the running event loop.
 
     ``trace_configs`` are handed to the session (aiohttp's request tracing), for
-    instrumentation: counting connections made and reused, timing requests.
+    instrumentation: counting connections made and reused, timing requests. With a
+    ``secret`` (the cluster's, secret.py), every call carries it.
     """
 
     def __init__(
@@ -92,9 +94,11 @@ class HttpTransport:
         settings: HttpSettings | None = None,
         *,
         trace_configs: Collection[aiohttp.TraceConfig] = (),
+        secret: str | None = None,
     ) -> None:
         self.settings = settings or HttpSettings()
         self._trace_configs = list(trace_configs)
+        self._headers = {} if secret is None else {"authorization": authorization(secret)}
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -105,6 +109,7 @@ class HttpTransport:
                 auto_decompress=False,
                 raise_for_status=False,
                 trace_configs=self._trace_configs or None,
+                headers=self._headers,
             )
         return self._session
 

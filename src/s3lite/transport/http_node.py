@@ -18,7 +18,9 @@ Routes (all under ``/v1``; sectors are decimal, names as the node accepts them):
     POST /drop                        {"sectors": [...]}        -> {}
     GET  /idle                        returns when no other request is in flight
 
-and, outside ``/v1``, for operators::
+Every ``/v1`` call must carry the cluster secret when the node has one (secret.py):
+without it the answer is 401 ``Unauthorized`` and the connection is closed, the body
+unread. Outside ``/v1``, for operators, with no secret::
 
     GET  /health/live                 200 while the process answers (touches nothing)
     GET  /health/ready                200 if the node answers its own health(), else 503
@@ -52,6 +54,7 @@ from ..asgi import (
 from ..errors import InvalidArgument, InvalidName, S3liteError
 from ..metrics import CONTENT_TYPE, NodeMetrics
 from .base import NodeClient, PartStat
+from .secret import is_authorized
 from .wire import encode_check, encode_error
 
 log = logging.getLogger(__name__)
@@ -103,10 +106,17 @@ class NodeApp(App):
 
     idle_route = ("v1", "idle")
 
-    def __init__(self, node: NodeClient, metrics: NodeMetrics | None = None) -> None:
+    def __init__(
+        self,
+        node: NodeClient,
+        metrics: NodeMetrics | None = None,
+        *,
+        secret: str | None = None,
+    ) -> None:
         super().__init__()
         self.node = node
         self.metrics = metrics or NodeMetrics()
+        self._secret = secret
 
     async def handle(self, request: Request, send: Send) -> None:
         match request.method, request.segments:
@@ -116,8 +126,20 @@ class NodeApp(App):
                 await self._ready(send, head=request.method == "HEAD")
             case "GET", ("metrics",):
                 await self._metrics(send)
+            case _ if self._secret is not None and not is_authorized(
+                request.headers.get("authorization"), self._secret
+            ):
+                await self._refuse(request, send)
             case _:
                 await self._counted(request, send)
+
+    async def _refuse(self, request: Request, send: Send) -> None:
+        """401 without reading the body; the connection closes so that an unread body
+        is never taken for the next request."""
+        log.warning("refused %s /%s: no valid cluster secret", request.method,
+                    "/".join(request.segments[:2]))  # fmt: skip
+        body = {"error": "Unauthorized", "message": "this node needs the cluster secret"}
+        await send_json(send, 401, body, [("connection", "close")])
 
     async def _ready(self, send: Send, *, head: bool) -> None:
         try:
