@@ -23,7 +23,6 @@ import hashlib
 import hmac
 from collections.abc import AsyncIterator
 
-import anyio
 import attrs
 
 from ...asgi import MAX_LENGTH_DIGITS, Request
@@ -32,6 +31,10 @@ from . import sigv4
 from .chunked import ChunkedDecoder, ChunkSigning
 
 CHECKSUM_PREFIX = "x-amz-checksum-"
+
+BODY_BATCH = 1 << 20
+"""The body is read in chunks of about this many bytes (Request.body's ``batch``): one
+pass through the layers above per MiB, not per 64 KiB message, and one stripe unit."""
 
 
 @attrs.define
@@ -115,18 +118,14 @@ def request_payload(
 
 
 async def _guarded(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
-    chunks = request.body()
-    while True:
-        try:
-            with anyio.fail_after(idle_timeout):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise RequestTimeout(
-                f"no body bytes for {idle_timeout:g} s; the upload was abandoned"
-            ) from None
-        yield chunk
+    chunks = request.body(batch=BODY_BATCH, idle_timeout=idle_timeout)
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except TimeoutError:
+        raise RequestTimeout(
+            f"no body bytes for {idle_timeout:g} s; the upload was abandoned"
+        ) from None
 
 
 async def _hashed(chunks: AsyncIterator[bytes], expected: str) -> AsyncIterator[bytes]:
