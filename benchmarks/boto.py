@@ -36,13 +36,12 @@ from typing import Any
 import anyio.to_thread
 import attrs
 import boto3
-import xxhash
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from tests.s3sign import REGION, ROOT_ACCESS, ROOT_SECRET
 
 from benchmarks.baseline import CHUNK, blocks
-from benchmarks.client import RequestFailed, rate
+from benchmarks.client import Received, rate
 
 MIB = 1 << 20
 MULTIPART_OBJECT = 8 * MIB
@@ -120,16 +119,12 @@ def put_large(s3: Any, bucket: str, key: str, size: int, pattern: list[bytes]) -
 
 def get_large(s3: Any, bucket: str, key: str, size: int, digest: int) -> float:
     """get_object read to its end in 1 MiB pieces and checked; seconds to the last byte."""
-    hasher = xxhash.xxh3_64()
-    total = 0
+    received = Received()
     started = time.perf_counter()
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    for piece in body.iter_chunks(CHUNK):
-        hasher.update(piece)
-        total += len(piece)
+    for piece in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(CHUNK):
+        received.add(piece)
     seconds = time.perf_counter() - started
-    if total != size or hasher.intdigest() != digest:
-        raise RequestFailed(f"boto3 GET {key}: {total} bytes, other than the {size} put")
+    received.check(f"boto3 GET {key}", size, digest)
     return seconds
 
 

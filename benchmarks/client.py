@@ -69,19 +69,32 @@ async def upload(
     return time.perf_counter() - started
 
 
+class Received:
+    """Counts and hashes a download as it arrives, to check it against the payload."""
+
+    def __init__(self) -> None:
+        self.hasher = xxhash.xxh3_64()
+        self.total = 0
+
+    def add(self, piece: bytes) -> None:
+        self.hasher.update(piece)
+        self.total += len(piece)
+
+    def check(self, what: str, size: int, digest: int) -> None:
+        if self.total != size or self.hasher.intdigest() != digest:
+            raise RequestFailed(f"{what}: {self.total} bytes, not the {size} that were uploaded")
+
+
 async def download(client: SignedSession, url: str, size: int, digest: int) -> float:
     """GET ``url`` to its end, hashing it; seconds to the last byte. Checks the bytes."""
-    hasher = xxhash.xxh3_64()
-    total = 0
+    received = Received()
     started = time.perf_counter()
     async with client.get(url) as response:
         await check_status(response)
         async for piece in response.content.iter_chunked(CHUNK):
-            hasher.update(piece)
-            total += len(piece)
+            received.add(piece)
     seconds = time.perf_counter() - started
-    if total != size or hasher.intdigest() != digest:
-        raise RequestFailed(f"GET {url}: {total} bytes, not the {size} that were uploaded")
+    received.check(f"GET {url}", size, digest)
     return seconds
 
 

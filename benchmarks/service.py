@@ -19,7 +19,10 @@ Measured, in this order:
 3. One large object (1 GiB) up and down through the gateway, with peak resident memory
    of the gateway and the nodes sampled every 100 ms, and the CPU each process used:
    first with parity 0 (``x-amz-storage-class: REDUCED_REDUNDANCY``, six parts), then
-   with parity 2 (STANDARD, eight parts), side by side in one run.
+   with parity 2 (STANDARD, eight parts), side by side in one run; then the parity-2
+   upload again with its payload signed (the SHA-256 known before the clock).
+   Then the boto3 figures (benchmarks/boto.py): put_object / get_object of the large
+   object, 1 MiB put_object and 8 MiB multipart uploads, unsigned then signed payload.
 4. 1 MiB objects: PUT then GET throughput with 8 concurrent keep-alive clients, after a
    warm-up.
 5. 4 KiB objects: latency (p50, p99) of GETs from 8 concurrent keep-alive clients.
