@@ -126,6 +126,7 @@ ROWS: Sequence[tuple[str, str, str]] = (
     ("nodes_cpu_s_per_gib_upload", "  8 nodes together", ".2f"),
     ("baseline_cpu_s_per_gib_upload", "  baseline: both processes", ".2f"),
     ("cpu_s_per_gib_download", "download CPU s per GiB, parity 2: all processes", ".2f"),
+    ("servers_cpu_s_per_gib_download", "  gateway and nodes", ".2f"),
     ("baseline_cpu_s_per_gib_download", "  baseline: both processes", ".2f"),
     ("other_cpu_before_pct", "CPU% of other processes before the run", ".0f"),
     ("client_cpu_upload_pct", "  upload CPU%: client", ".0f"),

@@ -329,6 +329,9 @@ async def large_object(
                 with anyio.fail_after(PHASE_TIMEOUT):
                     down = await download(client, url, size, digest)
             figures[f"cpu_s_per_gib_download{suffix}"] = spent["all"] / gib
+            figures[f"servers_cpu_s_per_gib_download{suffix}"] = (
+                spent["all"] - spent["client"]
+            ) / gib
             if not parity:
                 async with client.delete(url) as response:
                     await check_status(response, 204)
