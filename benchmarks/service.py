@@ -19,7 +19,10 @@ Measured, in this order:
 3. One large object (1 GiB) up and down through the gateway, with peak resident memory
    of the gateway and the nodes sampled every 100 ms, and the CPU each process used:
    first with parity 0 (``x-amz-storage-class: REDUCED_REDUNDANCY``, six parts), then
-   with parity 2 (STANDARD, eight parts), side by side in one run.
+   with parity 2 (STANDARD, eight parts), side by side in one run; then the parity-2
+   upload again with its payload signed (the SHA-256 known before the clock).
+   Then the boto3 figures (benchmarks/boto.py): put_object / get_object of the large
+   object, 1 MiB put_object and 8 MiB multipart uploads, unsigned then signed payload.
 4. 1 MiB objects: PUT then GET throughput with 8 concurrent keep-alive clients, after a
    warm-up.
 5. 4 KiB objects: latency (p50, p99) of GETs from 8 concurrent keep-alive clients.
@@ -51,7 +54,7 @@ import psutil
 from tests.processes import Server, running
 from tests.s3sign import SignedSession
 
-from benchmarks import faults
+from benchmarks import boto, faults
 from benchmarks.baseline import CHUNK, blocks, stream_digest
 from benchmarks.client import (
     PHASE_TIMEOUT,
@@ -62,6 +65,7 @@ from benchmarks.client import (
     percentile,
     rate,
     session,
+    stream_sha256,
     upload,
 )
 from benchmarks.monitor import CpuMeter, MemorySampler, machine_load
@@ -73,6 +77,7 @@ NODES = 8
 PARITY = 2
 BUCKET = "bench"
 READY_TIMEOUT = 30.0
+PHASES = frozenset(("baseline", "ceiling", "large-p0", "large", "boto", "mib", "small", "faults"))
 BUSY = 25.0
 """Percent of one CPU used by other processes above which the run is flagged."""
 
@@ -91,6 +96,11 @@ class Options:
     profile_dir: Path | None = None
     stripe_unit: int | None = None
     """Passed to the gateway (--stripe-unit); None keeps its default (1 MiB)."""
+    boto_objects: int = 200
+    boto_multipart_objects: int = 32
+    phases: frozenset[str] = PHASES
+    """The parts to run (``--phases``; all by default): a subset makes iterating on one
+    figure quick. ``faults`` needs ``large``."""
 
     @classmethod
     def quick(cls, profile_dir: Path | None = None) -> Options:
@@ -101,6 +111,8 @@ class Options:
             small_gets=400,
             small_objects=64,
             warmup=8,
+            boto_objects=48,
+            boto_multipart_objects=8,
             profile_dir=profile_dir,
         )
 
@@ -311,13 +323,20 @@ async def large_object(
                 with anyio.fail_after(PHASE_TIMEOUT):
                     up = await upload(client, url, size, pattern, headers)
             figures[f"cpu_s_per_gib_upload{suffix}"] = spent["all"] / gib
+            for group in ("client", "gateway", "nodes"):
+                figures[f"{group}_cpu_s_per_gib_upload{suffix}"] = spent[group] / gib
             async with rig.phase(f"download{suffix}", figures) as spent:
                 with anyio.fail_after(PHASE_TIMEOUT):
                     down = await download(client, url, size, digest)
             figures[f"cpu_s_per_gib_download{suffix}"] = spent["all"] / gib
+            figures[f"servers_cpu_s_per_gib_download{suffix}"] = (
+                spent["all"] - spent["client"]
+            ) / gib
             if not parity:
                 async with client.delete(url) as response:
                     await check_status(response, 204)
+            else:
+                figures.update(await signed_upload(options, rig, client, pattern))
     figures[f"upload_mb_s{suffix}"] = rate(size, up)
     figures[f"download_mb_s{suffix}"] = rate(size, down)
     figures[f"gateway_peak_rss_mib{suffix}"] = memory.peaks["gateway"] / MIB
@@ -325,6 +344,28 @@ async def large_object(
         max(memory.peaks[f"node-{n}"] for n in range(NODES)) / MIB
     )
     figures[f"rss_samples{suffix}"] = memory.samples
+    return figures
+
+
+async def signed_upload(
+    options: Options, rig: Rig, client: SignedSession, pattern: list[bytes]
+) -> dict[str, float]:
+    """The parity-2 large upload again with its payload signed (x-amz-content-sha256 =
+    the hex SHA-256, computed before the clock, as a client that knows its file's hash
+    sends it): against the unsigned upload, what checking the signature costs the
+    gateway alone (boto3.py measures it with the client's own hashing on this machine)."""
+    size = options.large_bytes
+    digest = await anyio.to_thread.run_sync(stream_sha256, size, pattern)
+    url = f"{rig.servers.url}/{BUCKET}/large-signed"
+    figures: dict[str, float] = {}
+    async with rig.phase("upload-signed", figures) as spent:
+        with anyio.fail_after(PHASE_TIMEOUT):
+            seconds = await upload(client, url, size, pattern, payload=digest)
+    async with client.delete(url) as response:
+        await check_status(response, 204)
+    figures["upload_mb_s_signed"] = rate(size, seconds)
+    figures["cpu_s_per_gib_upload_signed"] = spent["all"] / (size / (1 << 30))
+    figures["gateway_cpu_s_per_gib_upload_signed"] = spent["gateway"] / (size / (1 << 30))
     return figures
 
 
@@ -426,33 +467,62 @@ async def run(options: Options) -> tuple[dict[str, float], list[str]]:
     with tempfile.TemporaryDirectory(prefix="s3lite-bench-") as directory:
         workdir = Path(directory)
         started = time.perf_counter()
-        print(f"baseline: {size / MIB:.0f} MiB through a loopback socket into a file and back")
-        figures.update(await physical_baseline(workdir, size, digest))
-        print("client ceiling: the same client against a null app on uvicorn")
-        figures.update(await client_ceiling(options, pattern))
+        phases = options.phases
+        if "baseline" in phases:
+            print(f"baseline: {size / MIB:.0f} MiB through a loopback socket into a file and back")
+            figures.update(await physical_baseline(workdir, size, digest))
+        if "ceiling" in phases:
+            print("client ceiling: the same client against a null app on uvicorn")
+            figures.update(await client_ceiling(options, pattern))
         print(f"starting {NODES} nodes and a gateway under {workdir}")
         async with cluster(workdir, options.stripe_unit) as servers:
             async with session() as client, client.put(f"{servers.url}/{BUCKET}") as response:
                 await check_status(response)
             rig = Rig.of(servers, options.profile_dir)
-            for parity in (0, PARITY):
-                print(f"large object: {size / MIB:.0f} MiB up and down, parity {parity}")
-                figures.update(await large_object(options, rig, pattern, digest, parity))
+            for parity, phase in ((0, "large-p0"), (PARITY, "large")):
+                if phase in phases:
+                    print(f"large object: {size / MIB:.0f} MiB up and down, parity {parity}")
+                    figures.update(await large_object(options, rig, pattern, digest, parity))
+            if "boto" in phases:
+                print(
+                    f"boto3, unsigned then signed payload: {size / MIB:.0f} MiB put_object and "
+                    f"get_object, {options.boto_objects} x 1 MiB put_object and "
+                    f"{options.boto_multipart_objects} x 8 MiB multipart, "
+                    f"{options.clients} threads"
+                )
+                sizes = boto.Sizes(
+                    size, options.boto_objects, options.boto_multipart_objects, options.clients
+                )
+                figures.update(
+                    await boto.measure(
+                        servers.url,
+                        BUCKET,
+                        sizes,
+                        pattern,
+                        digest,
+                        lambda name: rig.phase(name, figures),
+                    )
+                )
             async with AsyncExitStack() as stack:
                 clients = [
                     await stack.enter_async_context(session()) for _ in range(options.clients)
                 ]
-                print(
-                    f"1 MiB objects: {options.mib_objects} PUTs, then GETs, {len(clients)} clients"
-                )
-                figures.update(await mib_objects(options, rig, clients))
-                print(f"4 KiB objects: {options.small_gets} GETs, {len(clients)} clients")
-                figures.update(await small_gets(options, rig, clients))
-                print("4 KiB GETs with a node stopped (SIGSTOP), against healthy ones")
-                small = f"{servers.url}/{BUCKET}/small"
-                figures.update(await faults.stopped_node(options, rig, clients, small))
-            print("large object read with two of the nodes holding its data parts killed")
-            key = f"{BUCKET}/{LARGE_KEY}"
-            figures.update(await faults.degraded_download(options, rig, key, digest))
+                if "mib" in phases:
+                    print(
+                        f"1 MiB objects: {options.mib_objects} PUTs, then GETs, "
+                        f"{len(clients)} clients"
+                    )
+                    figures.update(await mib_objects(options, rig, clients))
+                if "small" in phases:
+                    print(f"4 KiB objects: {options.small_gets} GETs, {len(clients)} clients")
+                    figures.update(await small_gets(options, rig, clients))
+                if "faults" in phases and "small" in phases:
+                    print("4 KiB GETs with a node stopped (SIGSTOP), against healthy ones")
+                    small = f"{servers.url}/{BUCKET}/small"
+                    figures.update(await faults.stopped_node(options, rig, clients, small))
+            if "faults" in phases and "large" in phases:
+                print("large object read with two of the nodes holding its data parts killed")
+                key = f"{BUCKET}/{LARGE_KEY}"
+                figures.update(await faults.degraded_download(options, rig, key, digest))
         figures["service_seconds"] = time.perf_counter() - started
     return figures, rig.profiler.summary()

@@ -5,6 +5,7 @@ int(), and the request log. Requests are signed by botocore (tests/s3sign.py).""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -165,6 +166,40 @@ async def test_a_body_that_does_not_match_its_signed_hash_stores_nothing(
         assert response.status == 400
         assert error_of(await response.read())["Code"] == "XAmzContentSHA256Mismatch"
     assert await snapshot(gateway, bucket) == before
+
+
+@pytest.mark.parametrize("size", [0, 3 * (1 << 20) + 17])
+async def test_a_long_body_that_does_not_match_its_signed_hash_stores_nothing(
+    gateway: Gateway, stored: str, bucket: str, size: int
+) -> None:
+    """The receiver hashes the signed SHA-256 with the ETag's MD5, batch by batch in a
+    worker thread: a body of several batches (or none) that differs is refused before
+    the commit, and the same body signed right is stored; with x-amz-checksum-sha256
+    too (one hasher for both) the stored checksum is the body's."""
+    data = payload(size)
+    status, _, answer = await gateway.request("POST", f"{stored}?uploads")
+    assert status == 200
+    upload_id = ET.fromstring(answer).findtext(f"{NS}UploadId")
+    before = await snapshot(gateway, bucket)
+    for target in (stored, f"{stored}?partNumber=1&uploadId={upload_id}"):
+        headers = sign("PUT", gateway.url + target, body=data + b"!")
+        async with gateway.session.session.put(
+            gateway.at(target), data=io.BytesIO(data), headers=headers
+        ) as response:
+            assert response.status == 400
+            assert error_of(await response.read())["Code"] == "XAmzContentSHA256Mismatch"
+    _, _, listed = await gateway.request("GET", f"{stored}?uploadId={upload_id}")
+    assert b"<Part>" not in listed
+    assert await snapshot(gateway, bucket) == before
+    checksum = checksum_of("SHA256", data)
+    headers = sign("PUT", gateway.url + stored, {"x-amz-checksum-sha256": checksum}, body=data)
+    async with gateway.session.session.put(
+        gateway.at(stored), data=io.BytesIO(data), headers=headers
+    ) as response:
+        assert response.status == 200
+        assert response.headers["x-amz-checksum-sha256"] == checksum
+    status, _, body = await gateway.request("GET", stored)
+    assert (status, body) == (200, data)
 
 
 # -- aws-chunked ---------------------------------------------------------------------------

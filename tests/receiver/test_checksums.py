@@ -12,7 +12,7 @@ from awscrt import checksums as crt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s3lite.errors import BadDigest, InvalidArgument, InvalidDigest
+from s3lite.errors import BadDigest, InvalidArgument, InvalidDigest, XAmzContentSHA256Mismatch
 from s3lite.receiver import ExpectedDigests
 from s3lite.receiver.checksums import (
     ALGORITHMS,
@@ -145,3 +145,20 @@ def test_malformed_digests_are_refused_before_the_body(expected: ExpectedDigests
 def test_unknown_algorithm_is_refused() -> None:
     with pytest.raises(InvalidArgument):
         Digester(ExpectedDigests(checksum_algorithm="CRC16"))
+
+
+@given(st.binary(max_size=3000), st.sampled_from([None, CRC32, SHA256]), st.booleans())
+def test_digester_checks_the_signed_sha256_with_the_others(
+    body: bytes, algorithm: str | None, right: bool
+) -> None:
+    signed = hashlib.sha256(body if right else body + b"!").digest()
+    digester = Digester(ExpectedDigests(checksum_algorithm=algorithm, payload_sha256=signed))
+    for start in range(0, len(body), 1000):
+        digester.update(body[start : start + 1000])
+    if not right:
+        with pytest.raises(XAmzContentSHA256Mismatch):
+            digester.verify()
+        return
+    kept = digester.verify()
+    assert digester.md5.digest() == hashlib.md5(body).digest()
+    assert kept == ({} if algorithm is None else {algorithm: checksum_of(algorithm, body)})

@@ -77,10 +77,14 @@ class Call:
         keys = self.services.keys
         return keys.owner(self.bucket) or keys.root.access_key
 
-    def payload(self) -> Payload:
-        """The request body, checked as its signature says (see auth.payload)."""
+    def payload(self, *, defer_sha256: bool = False) -> Payload:
+        """The request body, checked as its signature says (see auth.payload; with
+        ``defer_sha256`` the caller checks ``Payload.sha256``)."""
         return request_payload(
-            self.request, self.verified, idle_timeout=self.services.body_idle_timeout
+            self.request,
+            self.verified,
+            idle_timeout=self.services.body_idle_timeout,
+            defer_sha256=defer_sha256,
         )
 
     async def read_body(self, limit: int) -> bytes:

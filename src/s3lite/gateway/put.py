@@ -25,16 +25,18 @@ from .get import stored_key
 
 def checked_body(call: Call, payload: Payload) -> tuple[AsyncIterator[bytes], ExpectedDigests]:
     """The body of a PutObject or UploadPart, refused past 5 GiB, with the digests it
-    must match (the trailer's checksum filled in when the body ends)."""
+    must match (the trailer's checksum filled in when the body ends; the signed
+    SHA-256 of a ``defer_sha256`` payload, hashed by the receiver with the others)."""
     h.check_size(payload.size)
     expected = h.expected_digests(call.request.headers, payload.trailers)
+    expected.payload_sha256 = payload.sha256
     chunks = at_most(payload.chunks, h.MAX_SINGLE_UPLOAD, "a single upload (use multipart)")
     return h.with_trailer_checksum(chunks, payload.trailers, expected), expected
 
 
 async def put_object(call: Call, send: Send) -> None:
     key = await stored_key(call)
-    payload = call.payload()
+    payload = call.payload(defer_sha256=True)
     headers = call.request.headers
     chunks, expected = checked_body(call, payload)
     info = await call.services.receiver.put_object(

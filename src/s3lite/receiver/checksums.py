@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
@@ -31,7 +32,7 @@ import attrs
 import crc32c
 from awscrt import checksums as crt
 
-from ..errors import BadDigest, InvalidArgument, InvalidDigest
+from ..errors import BadDigest, InvalidArgument, InvalidDigest, XAmzContentSHA256Mismatch
 from .manifest import COMPOSITE, FULL_OBJECT
 
 CRC32, CRC32C, CRC64NVME, SHA1, SHA256 = "CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"
@@ -224,11 +225,15 @@ class ExpectedDigests:
     content_md5: bytes | None = None
     checksum_algorithm: str | None = None
     checksum_value: str | None = None
+    payload_sha256: bytes | None = None
+    """The raw SHA-256 a SigV4 request signed (``x-amz-content-sha256``), when the
+    gateway leaves its check to the receiver: hashed with the rest, in the same pass."""
 
 
 class Digester:
-    """Hashes a body as it passes: MD5 always (the ETag), and the one checksum asked
-    for; :meth:`verify` then compares them with what the client expects."""
+    """Hashes a body as it passes: MD5 always (the ETag), the one checksum asked for,
+    and the signed SHA-256 (one hasher when the checksum is SHA256 too); :meth:`verify`
+    then compares them with what the client expects."""
 
     def __init__(self, expected: ExpectedDigests | None, algorithm: str | None = None) -> None:
         self.expected = expected or ExpectedDigests()
@@ -246,16 +251,28 @@ class Digester:
             decode(self.algorithm, self.expected.checksum_value)  # fail before the body
         self.md5 = hashlib.md5(usedforsecurity=False)
         self._checksum = None if self.algorithm is None else new(self.algorithm)
+        self._sha256: Hasher | None = None
+        if self.expected.payload_sha256 is not None:
+            self._sha256 = self._checksum if self.algorithm == SHA256 else hashlib.sha256()
+        self._hashers: list[Hasher] = [self.md5]
+        for hasher in (self._checksum, self._sha256):
+            if hasher is not None and all(hasher is not known for known in self._hashers):
+                self._hashers.append(hasher)
 
     def update(self, chunk: bytes) -> None:
-        self.md5.update(chunk)
-        if self._checksum is not None:
-            self._checksum.update(chunk)
+        for hasher in self._hashers:
+            hasher.update(chunk)
 
     def verify(self) -> dict[str, str]:
         """Raise BadDigest if the body does not match what was expected; return the
         checksums to keep (algorithm -> base64)."""
         expected = self.expected
+        if self._sha256 is not None and not hmac.compare_digest(
+            self._sha256.digest(), expected.payload_sha256 or b""
+        ):
+            raise XAmzContentSHA256Mismatch(
+                "the body's SHA-256 does not match x-amz-content-sha256; nothing was stored"
+            )
         if expected.content_md5 is not None and expected.content_md5 != self.md5.digest():
             raise BadDigest(
                 f"the Content-MD5 you sent ({encode(expected.content_md5)}) does not match "

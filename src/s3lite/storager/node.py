@@ -247,7 +247,7 @@ class StorageNode:
         """
         writer: W | None = None
 
-        def write(batch: bytearray, commit: bool) -> tuple[W, int]:
+        def write(batch: bytes | bytearray, commit: bool) -> tuple[W, int]:
             nonlocal writer
             if writer is None:
                 self._refuse_if_full()
@@ -260,8 +260,11 @@ class StorageNode:
         received = 0
         try:
             async for chunk in body:
-                pending += chunk
                 received += len(chunk)
+                if not pending and len(chunk) >= WRITE_BATCH:
+                    await anyio.to_thread.run_sync(write, chunk, False)  # as is: no copy
+                    continue
+                pending += chunk
                 if len(pending) >= WRITE_BATCH:
                     batch, pending = pending, bytearray()
                     await anyio.to_thread.run_sync(write, batch, False)

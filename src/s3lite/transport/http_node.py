@@ -57,6 +57,10 @@ from .base import NodeClient, PartStat
 from .secret import is_authorized
 from .wire import encode_check, encode_error
 
+BODY_BATCH = 1 << 20
+"""A part's body is read in chunks of about this many bytes (Request.body's ``batch``):
+the node's writer takes each to its worker thread as is, one hop per MiB."""
+
 log = logging.getLogger(__name__)
 
 
@@ -199,7 +203,8 @@ class NodeApp(App):
                 usage = await node.usage()
                 await send_json(send, 200, {"sectors": {str(s): b for s, b in usage.items()}})
             case "PUT", ("v1", "sectors", sector, name):
-                stat = await node.put_part(_sector(sector), name, request.body())
+                body = request.body(batch=BODY_BATCH)
+                stat = await node.put_part(_sector(sector), name, body)
                 await send_json(send, 200, stat_json(stat))
             case "GET", ("v1", "sectors", sector, name):
                 start, end = _optional_int(request, "start"), _optional_int(request, "end")

@@ -2,7 +2,10 @@
 
 * hex ``x-amz-content-sha256``: the body is hashed as it streams, and compared when it
   ends; a mismatch raises XAmzContentSHA256Mismatch out of the body iterator, so the
-  receiver, which commits only after the iterator has finished, stores nothing;
+  receiver, which commits only after the iterator has finished, stores nothing. A
+  caller that hashes the body anyway (PutObject, UploadPart: the receiver's Digester,
+  off the event loop) asks ``defer_sha256``: the body is then passed as sent and
+  ``Payload.sha256`` holds the digest the caller must check before it commits;
 * ``UNSIGNED-PAYLOAD``: the body as sent (TLS or the client's checksum covers it);
 * ``STREAMING-*`` (aws-chunked): the body decoded by :class:`ChunkedDecoder`, every
   chunk signature checked, ``x-amz-decoded-content-length`` bytes long; the trailer's
@@ -20,7 +23,6 @@ import hashlib
 import hmac
 from collections.abc import AsyncIterator
 
-import anyio
 import attrs
 
 from ...asgi import MAX_LENGTH_DIGITS, Request
@@ -29,6 +31,10 @@ from . import sigv4
 from .chunked import ChunkedDecoder, ChunkSigning
 
 CHECKSUM_PREFIX = "x-amz-checksum-"
+
+BODY_BATCH = 1 << 20
+"""The body is read in chunks of about this many bytes (Request.body's ``batch``): one
+pass through the layers above per MiB, not per 64 KiB message, and one stripe unit."""
 
 
 @attrs.define
@@ -58,6 +64,9 @@ class Payload:
     trailers: Trailers
     content_encoding: str | None
     """Content-Encoding without ``aws-chunked`` (what the object is stored with)."""
+    sha256: bytes | None = None
+    """With ``defer_sha256``: the SHA-256 the request signed, which the body has not
+    been checked against (the caller must, before it commits)."""
 
 
 def parse_length(text: str, name: str) -> int:
@@ -67,7 +76,9 @@ def parse_length(text: str, name: str) -> int:
     return int(text)
 
 
-def request_payload(request: Request, verified: sigv4.Verified, *, idle_timeout: float) -> Payload:
+def request_payload(
+    request: Request, verified: sigv4.Verified, *, idle_timeout: float, defer_sha256: bool = False
+) -> Payload:
     """The body of ``request``, checked as its signature says (see the module doc)."""
     headers = request.headers
     raw = _guarded(request, idle_timeout)
@@ -99,23 +110,22 @@ def request_payload(request: Request, verified: sigv4.Verified, *, idle_timeout:
     size = request.declared_length
     if size is None:
         size = decoded
-    chunks = raw if payload == sigv4.UNSIGNED_PAYLOAD else _hashed(raw, payload)
-    return Payload(chunks, size, trailers, stored_encoding)
+    if payload == sigv4.UNSIGNED_PAYLOAD:
+        return Payload(raw, size, trailers, stored_encoding)
+    if defer_sha256:
+        return Payload(raw, size, trailers, stored_encoding, bytes.fromhex(payload))
+    return Payload(_hashed(raw, payload), size, trailers, stored_encoding)
 
 
 async def _guarded(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
-    chunks = request.body()
-    while True:
-        try:
-            with anyio.fail_after(idle_timeout):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise RequestTimeout(
-                f"no body bytes for {idle_timeout:g} s; the upload was abandoned"
-            ) from None
-        yield chunk
+    chunks = request.body(batch=BODY_BATCH, idle_timeout=idle_timeout)
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except TimeoutError:
+        raise RequestTimeout(
+            f"no body bytes for {idle_timeout:g} s; the upload was abandoned"
+        ) from None
 
 
 async def _hashed(chunks: AsyncIterator[bytes], expected: str) -> AsyncIterator[bytes]:
