@@ -98,15 +98,16 @@ async def test_the_scrub_rebuilds_damaged_truncated_and_deleted_parts(
     assert result["repaired"] == 4
     assert result["rebuilt_parts"] == 4
     await assert_whole(cluster, objects, parity=2)
-    quarantined = [
-        q for node in cluster.nodes.values() for q in await node.list_quarantined()
-    ]
+    quarantined = [q for node in cluster.nodes.values() for q in await node.list_quarantined()]
     assert len(quarantined) == 3  # the flipped bytes and the truncated file
     status = await cluster.healer.status()
-    assert status["heal_queue"] == 0 and status["degraded_segments"] == 0
+    assert status["heal_queue"] == 0
+    assert status["degraded_segments"] == 0
     assert status["rebuilt_parts"] == 4
     again = await cluster.healer.run_pass()
-    assert again["whole"] == 4 and again["rebuilt_parts"] == 0 and again["repaired"] == 0
+    assert again["whole"] == 4
+    assert again["rebuilt_parts"] == 0
+    assert again["repaired"] == 0
 
 
 async def test_segments_written_with_nodes_down_are_healed_once_they_are_back(
