@@ -43,7 +43,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -344,21 +344,31 @@ class Healer:
                     outcomes[await self.heal_segment(*key)] += 1
 
     async def rebuild_replaced(self) -> list[str]:
-        """Rebuild every node that came back empty, then clear its flag; returns the
-        nodes cleared."""
+        """Rebuild every node that came back empty; returns the nodes whose rebuild
+        ended (their ``replaced`` flag cleared, see :meth:`run_pass`)."""
         cleared = []
         for node_id in self.orchestrator.topology.node_ids:
-            status = self.orchestrator.liveness.state(node_id)
-            if not status.up or status.health is None or not status.health.replaced:
-                continue
-            result = await self.run_pass(node_id)
-            if result["waiting"] == 0 and result["lost"] == 0:
-                await self.orchestrator.client(node_id).clear_replaced()
-                await self.orchestrator.probe()
-                heal_action("replaced-node", node=node_id, parts=result["rebuilt_parts"],
-                            bytes=result["rebuilt_bytes"])  # fmt: skip
-                cleared.append(node_id)
+            if self._replaced(node_id):
+                await self.run_pass(node_id)
+                if not self._replaced(node_id):
+                    cleared.append(node_id)
         return cleared
+
+    def _replaced(self, node_id: str) -> bool:
+        status = self.orchestrator.liveness.state(node_id)
+        return status.up and status.health is not None and status.health.replaced
+
+    async def _clear_replaced(self, node_id: str, counts: Mapping[str, int]) -> None:
+        """After a pass over a replaced node's parts that left none behind, the node
+        is whole again: clear its flag (and probe, so status shows it)."""
+        await self.orchestrator.probe()
+        if not self._replaced(node_id) or counts["waiting"] or counts["lost"]:
+            return
+        await self.orchestrator.client(node_id).clear_replaced()
+        await self.orchestrator.probe()
+        heal_action("replaced-node", node=node_id, parts=counts["rebuilt_parts"],
+                    bytes=counts["rebuilt_bytes"])  # fmt: skip
+        self.metrics.heal_actions.labels("replaced-node", "done").inc()
 
     async def scrub_step(self, batch: int = SCAN_BATCH) -> bool:
         """Check the next ``batch`` segments of the background scrub; True when its
@@ -410,6 +420,8 @@ class Healer:
             await self.save()
         counts["rebuilt_bytes"] = self.rebuilt_bytes - bytes_before
         counts["rebuilt_parts"] = self.rebuilt_parts - parts_before
+        if node is not None:
+            await self._clear_replaced(node, counts)
         progress.finish(**counts)
         return counts
 
