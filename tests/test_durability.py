@@ -28,11 +28,13 @@ from tests.http_helpers import (
     assert_all_readable,
     create_bucket,
     get,
+    heal,
     md5,
     part_files,
     payload,
     put_object,
     put_ok,
+    segments,
     signed_session,
     status,
     upload_all,
@@ -81,7 +83,8 @@ async def test_two_nodes_killed_while_clients_read_and_write(
     tmp_path: Path, http: SignedSession
 ) -> None:
     """kill -9 two nodes chosen at random while clients read and write: no request
-    fails, every acknowledged object reads back byte-identical, writes go on."""
+    fails, every acknowledged object reads back byte-identical, writes go on; once
+    the nodes are back, the healer brings every segment back to parity 2."""
     victims = random.Random().sample(range(EIGHT), 2)
     async with running_service(tmp_path, *PROBE, nodes=EIGHT) as service:
         with anyio.fail_after(TEST_TIMEOUT):
@@ -129,6 +132,19 @@ async def test_two_nodes_killed_while_clients_read_and_write(
             assert sorted(n["condition"] for n in states.values()).count("down") == 2
             await assert_all_readable(http, service, "durable", acked)
             await put_ok(http, service.url("durable", "after"), payload("after", 2 * MiB + 1))
+
+            # The nodes return: a heal pass brings every segment back to parity 2, with
+            # every part on its node (a second pass verifies them all there).
+            for victim in victims:
+                await service.start_node(victim, service.nodes[victim].port)
+            for victim in victims:
+                await wait_until_condition(http, service, service.nodes[victim], "up")
+            first = await heal(http, service)
+            assert (first["lost"], first["waiting"]) == (0, 0), first
+            second = await heal(http, service)
+            assert second["whole"] == second["segments"] == len(acked) + 1, second
+            assert all(parity == 2 for parity, _ in segments(service))
+            await assert_all_readable(http, service, "durable", acked)
 
 
 async def test_a_stopped_node_stalls_no_request(tmp_path: Path, http: SignedSession) -> None:

@@ -397,6 +397,7 @@ class Healer:
         counts = dict.fromkeys(("segments", "whole", "repaired", "waiting", "lost", "gone"), 0)
         bytes_before, parts_before = self.rebuilt_bytes, self.rebuilt_parts
         try:
+            await self.orchestrator.probe()  # a node just restarted is used at once
             progress.step("queue", queued=await self.heal.size())
             queued = await self.process_queue()
             for outcome in ("repaired", "lost", "gone"):  # the others are looked at again
