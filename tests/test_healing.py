@@ -37,6 +37,7 @@ from tests.http_helpers import (
 )
 from tests.processes import Service, running_service
 from tests.s3sign import SignedSession
+from tests.test_operations import cli
 
 pytestmark = pytest.mark.anyio
 
@@ -127,9 +128,11 @@ async def test_damaged_truncated_and_deleted_parts_on_two_nodes_are_rebuilt(
                 gone.unlink()
 
             await assert_all_readable(http, service, "rot", objects)
-            result = await heal(http, service)
+            shown = (await cli("heal", "--gateway", service.gw.url)).stdout.decode()
 
-            assert (result["lost"], result["waiting"]) == (0, 0), result
+            assert "queue: queued=" in shown, shown  # one line per step off a terminal
+            assert f"scan: segments={len(objects)}" in shown, shown
+            assert "0 waiting for nodes, 0 lost" in shown, shown
             assert (await status(http, service))["heal"]["rebuilt_parts"] == 6
             for index in before:
                 assert part_bytes(service.node_dir(index)) == before[index]
@@ -138,6 +141,8 @@ async def test_damaged_truncated_and_deleted_parts_on_two_nodes_are_rebuilt(
             assert (again["repaired"], again["rebuilt_parts"]) == (0, 0)
             assert again["whole"] == again["segments"] == len(objects)
             await assert_all_readable(http, service, "rot", objects)
+            text = (await cli("status", "--gateway", service.gw.url)).stdout.decode()
+            assert "healer: 0 degraded segment(s), heal queue 0, rebuilt 6 part(s)" in text
 
 
 async def test_two_joins_under_traffic_then_every_object_has_parity_two(

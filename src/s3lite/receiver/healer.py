@@ -403,7 +403,7 @@ class Healer:
             for outcome in ("repaired", "lost", "gone"):  # the others are looked at again
                 counts[outcome] += queued[outcome]
             _, total = await self.manifests.scan_position(START)
-            progress.step("scan", segments=total, node=node)
+            progress.step("scan", segments=total, **({} if node is None else {"node": node}))
             progress.set_totals(items=total)
             cursor = START
             while found := await self.manifests.scan_segments(cursor, SCAN_BATCH):
