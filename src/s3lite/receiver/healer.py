@@ -56,6 +56,7 @@ from ..orchestrator.placement import place_more
 from ..progress import Progress
 from ..transport.base import PartCheck
 from .heal_plan import UNCHECKED, RateLimit, Repair, plan_repair, rebuildable
+from .healing import HealReason
 from .manifest import STANDARD, PartRecord, Segment
 from .rebuild import rebuild_parts, take_back
 from .receiver import Receiver
@@ -74,6 +75,8 @@ again (it is woken at once when a node comes back up)."""
 SCAN_BATCH = 64
 """Segments read from the manifest store per step of a scan."""
 QUEUE_BATCH = 100
+RETRY = 300.0
+"""Seconds after which the worker looks at the queue again even if nothing changed."""
 
 Outcome = str
 """What heal_segment did: whole, repaired, waiting (parts on down nodes, or a node
@@ -174,8 +177,9 @@ class Healer:
             if outcome in ("whole", "repaired"):
                 self.degraded.discard(key)
                 await self.heal.done(upload_id, number)
-            else:
+            else:  # queued (if it was not), so it is looked at again once nodes are back
                 self.degraded.add(key)
+                self.heal.report(upload_id, number, _reason(repair), f"healer: {outcome}")
             self.metrics.degraded_segments.set(len(self.degraded))
             return outcome
 
@@ -431,16 +435,25 @@ class Healer:
         return any(view.read_owner(part.sector) == node for part in segment.parts)
 
     async def run(self) -> None:
-        """The background worker: the queue and replaced nodes whenever woken (or
-        every ``idle`` seconds), the scrub a batch at a time in between, until
-        cancelled. Failures are logged; the next round tries again."""
+        """The background worker, until cancelled: the queue and replaced nodes when
+        something changed (woken, a node up or down, new reports) or every
+        ``RETRY`` seconds anyway, looked for every ``idle`` seconds; the scrub a
+        batch at a time in between. Failures are logged; the next round tries again.
+        (Segments waiting for a node are not checked again and again while it is
+        down: each check has the nodes read whole parts.)"""
         await self.load()
-        scrub_due = 0.0
+        scrub_due = retry_due = 0.0
+        seen: tuple[int, frozenset[str]] | None = None
         while True:
+            forced = self._wake.is_set()
             self._wake = anyio.Event()
             try:
-                await self.process_queue()
-                await self.rebuild_replaced()
+                now = anyio.current_time()
+                state = await self._state()
+                if forced or state != seen or now >= retry_due:
+                    await self.process_queue()
+                    await self.rebuild_replaced()
+                    seen, retry_due = await self._state(), now + RETRY
                 if self.scrub_limit is not None and anyio.current_time() >= scrub_due:
                     if await self.scrub_step():
                         scrub_due = anyio.current_time() + self.scrub_interval
@@ -449,6 +462,12 @@ class Healer:
                 log.exception("heal round failed; trying again later")
             with anyio.move_on_after(self.idle):
                 await self._wake.wait()
+
+    async def _state(self) -> tuple[int, frozenset[str]]:
+        """What makes the queue worth another look: its size, which nodes are up."""
+        liveness = self.orchestrator.liveness
+        up = frozenset(n for n in self.orchestrator.topology.node_ids if liveness.is_up(n))
+        return await self.heal.size(), up
 
     # -- what status shows -----------------------------------------------------------------------
 
@@ -474,3 +493,12 @@ class Healer:
             },
             "rate_limit": self.limit.rate,
         }
+
+
+def _reason(repair: Repair) -> HealReason:
+    """Why a segment the healer could not make whole stays queued."""
+    if repair.unchecked:
+        return HealReason.NODE_DOWN
+    if repair.rebuild:
+        return HealReason.DAMAGED
+    return HealReason.LOW_PARITY
