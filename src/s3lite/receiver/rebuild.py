@@ -32,7 +32,7 @@ from ..streams import single_error
 from .fetch import ReadContext, SegmentFetch
 from .heal_plan import RateLimit
 from .manifest import PartRecord, Segment
-from .upload import PART_QUEUE, SEND_BATCH, UploadAborted, _encode
+from .upload import PART_QUEUE, SEND_BATCH, UploadAborted, _encode, held_back
 
 log = logging.getLogger("s3lite.healer")
 
@@ -143,18 +143,9 @@ class _Rebuilder:
         if primary:
             self._stored[index] = stat.length
 
-    async def _body(self, receive: MemoryObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:
-        """A part's batches; the last held back until the rebuild is known to end well
-        (a node given every byte of a part of known length would keep it)."""
-        held: bytes | None = None
-        async for batch in receive:
-            if held is not None:
-                yield held
-            held = batch
-        if self._aborted:
-            raise UploadAborted(f"rebuild of {self.segment.upload_id} abandoned")
-        if held is not None:
-            yield held
+    def _body(self, receive: MemoryObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:
+        why = f"rebuild of {self.segment.upload_id} abandoned"
+        return held_back(receive, lambda: self._aborted, why)
 
     async def _deal(
         self, avoid: Mapping[int, str], senders: dict[int, list[MemoryObjectSendStream[bytes]]]
