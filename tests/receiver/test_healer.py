@@ -238,3 +238,23 @@ async def test_a_missing_part_owned_by_a_down_node_waits(cluster: LocalCluster) 
     await cluster.orchestrator.probe()
     assert await cluster.healer.heal_segment(manifest.upload_id, 0) == "repaired"
     assert (await cluster.healer.status())["degraded_segments"] == 0
+
+
+async def test_the_background_scrub_is_due_again_after_a_join_or_its_interval(
+    tmp_path: Path,
+) -> None:
+    async with local(tmp_path / "c", nodes=6) as cluster:
+        healer = cluster.healer
+        assert healer.scrub_due()  # never done
+        await put_some(cluster, 2)
+        assert await healer.scrub_step()
+        assert not healer.scrub_due()
+        await cluster.add_node()
+        assert healer.scrub_due()  # older segments can get parity now
+        assert await healer.scrub_step()
+        assert not healer.scrub_due()
+        healer.scrub_interval = 0.0
+        assert healer.scrub_due()
+    async with local(tmp_path / "c") as cluster:  # the pass's end survives a restart
+        assert cluster.healer.scrub_finished is not None
+        assert not cluster.healer.scrub_due()

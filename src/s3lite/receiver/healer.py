@@ -115,6 +115,10 @@ class Healer:
         self.scrub_cursor = START
         self.scrub_passes = 0
         self.scrub_finished: float | None = None
+        """When the last scrub pass ended (Unix seconds)."""
+        self.scrub_nodes = 0
+        """Nodes in the ring when the last scrub pass ended: a join since starts the
+        next pass at once (it raises the parity of older segments)."""
         self.degraded: set[tuple[str, int]] = set()
         """Segments found short and not repaired yet (down nodes, too few parts)."""
         self.progress: Progress | None = None
@@ -136,6 +140,7 @@ class Healer:
         self.rebuilt_parts = int(state.get("rebuilt_parts", 0))
         self.scrub_passes = int(state.get("scrub_passes", 0))
         self.scrub_finished = state.get("scrub_finished")
+        self.scrub_nodes = int(state.get("scrub_nodes", 0))
         self.metrics.rebuilt_bytes.inc(self.rebuilt_bytes)
         await self._publish_position()
 
@@ -146,6 +151,7 @@ class Healer:
             "rebuilt_parts": self.rebuilt_parts,
             "scrub_passes": self.scrub_passes,
             "scrub_finished": self.scrub_finished,
+            "scrub_nodes": self.scrub_nodes,
         }
         await self.manifests.save_heal_state("healer", json.dumps(state))
 
@@ -162,12 +168,14 @@ class Healer:
         ``node``, only the parts that node holds are checked (a replaced node's
         rebuild, ``s3lite heal --node``); missing and low-parity are handled anyway."""
         async with self._lock:
-            segment = await self.manifests.segment(upload_id, number)
-            if segment is None:
+            found = await self.manifests.scan_segments((upload_id, number - 1), 1)
+            if not found or (found[0][0].upload_id, found[0][0].number) != (upload_id, number):
+                # deleted, or being deleted (its parts are the janitor's)
                 await self.heal.done(upload_id, number)
                 self.degraded.discard((upload_id, number))
                 return "gone"
-            desired, wanted = await self._desired_parity(segment)
+            segment, storage_class = found[0]
+            desired, wanted = self._desired_parity(segment, storage_class)
             checks = await self._inspect(segment, self.orchestrator.view, node)
             repair = plan_repair(segment, checks, desired)
             outcome = await self._repair(segment, repair)
@@ -183,12 +191,12 @@ class Healer:
             self.metrics.degraded_segments.set(len(self.degraded))
             return outcome
 
-    async def _desired_parity(self, segment: Segment) -> tuple[int, int]:
+    def _desired_parity(self, segment: Segment, storage_class: str) -> tuple[int, int]:
         """The parity the segment can be given now (its class's target, as far as the
         cluster has writable nodes for it; never lower than it has), and the parity
         it should have: the target, unless the cluster has fewer than ``6 + target``
         nodes (then what it can give: such segments are whole by design)."""
-        if await self._storage_class(segment) != STANDARD:
+        if storage_class != STANDARD:
             return segment.parity, segment.parity
         now = max(segment.parity, self.orchestrator.writable_parity())
         rings = self.orchestrator.view.placement_rings
@@ -196,14 +204,6 @@ class Healer:
             min(len(ring.nodes) for ring in rings) < DATA_UNITS + self.orchestrator.target_parity
         )
         return now, now if small else max(now, self.orchestrator.target_parity)
-
-    async def _storage_class(self, segment: Segment) -> str:
-        for found, storage_class in await self.manifests.scan_segments(
-            (segment.upload_id, segment.number - 1), 1
-        ):
-            if (found.upload_id, found.number) == (segment.upload_id, segment.number):
-                return storage_class
-        return STANDARD
 
     async def _inspect(
         self, segment: Segment, view: RoutingView, node: str | None
@@ -386,6 +386,7 @@ class Healer:
             self.scrub_cursor = START
             self.scrub_passes += 1
             self.scrub_finished = time.time()
+            self.scrub_nodes = len(self.orchestrator.ring.nodes)
             self.metrics.scrub_passes.inc()
             heal_action("scrub-pass", segments=len(found))
         await self.save()
@@ -438,11 +439,12 @@ class Healer:
         """The background worker, until cancelled: the queue and replaced nodes when
         something changed (woken, a node up or down, new reports) or every
         ``RETRY`` seconds anyway, looked for every ``idle`` seconds; the scrub a
-        batch at a time in between. Failures are logged; the next round tries again.
+        batch at a time in between, when due (:meth:`scrub_due`). Failures are
+        logged; the next round tries again.
         (Segments waiting for a node are not checked again and again while it is
         down: each check has the nodes read whole parts.)"""
         await self.load()
-        scrub_due = retry_due = 0.0
+        retry_due = 0.0
         seen: tuple[int, frozenset[str]] | None = None
         while True:
             forced = self._wake.is_set()
@@ -454,14 +456,23 @@ class Healer:
                     await self.process_queue()
                     await self.rebuild_replaced()
                     seen, retry_due = await self._state(), now + RETRY
-                if self.scrub_limit is not None and anyio.current_time() >= scrub_due:
-                    if await self.scrub_step():
-                        scrub_due = anyio.current_time() + self.scrub_interval
+                if self.scrub_limit is not None and self.scrub_due():
+                    await self.scrub_step()
                     continue  # next batch, unless woken for the queue first
             except Exception:
                 log.exception("heal round failed; trying again later")
             with anyio.move_on_after(self.idle):
                 await self._wake.wait()
+
+    def scrub_due(self) -> bool:
+        """Whether the background scrub has work: a pass under way (also one a restart
+        interrupted), never done, ``scrub_interval`` since the last one ended, or a
+        node joined since."""
+        if self.scrub_cursor != START or self.scrub_finished is None:
+            return True
+        if len(self.orchestrator.ring.nodes) > self.scrub_nodes:
+            return True
+        return time.time() >= self.scrub_finished + self.scrub_interval
 
     async def _state(self) -> tuple[int, frozenset[str]]:
         """What makes the queue worth another look: its size, which nodes are up."""
