@@ -231,8 +231,6 @@ class Healer:
                     checks[part.index] = UNCHECKED
                     continue
                 group.start_soon(verify, part, owner)
-        if self.scrub_limit is not None and node is None:
-            await self.scrub_limit.take(sum(p.length for p in segment.parts))
         return checks
 
     async def _repair(self, segment: Segment, repair: Repair) -> Outcome:
@@ -379,6 +377,8 @@ class Healer:
         pass has just ended (the position starts over)."""
         found = await self.manifests.scan_segments(self.scrub_cursor, batch)
         for segment, _ in found:
+            if self.scrub_limit is not None:  # (not holding the lock: passes asked for go on)
+                await self.scrub_limit.take(sum(part.length for part in segment.parts))
             await self.heal_segment(segment.upload_id, segment.number)
             self.scrub_cursor = (segment.upload_id, segment.number)
         ended = len(found) < batch
