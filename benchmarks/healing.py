@@ -120,8 +120,8 @@ def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks healing")
     parser.add_argument("--node-mib", type=int, default=1024,
                         help="part files on the wiped node, about (default 1 GiB)")  # fmt: skip
-    parser.add_argument("--rate-mib", type=int, default=32,
-                        help="--heal-rate of the limited run, MiB/s (default 32)")  # fmt: skip
+    parser.add_argument("--rate-mib", type=int, default=16,
+                        help="--heal-rate of the limited run, MiB/s (default 16)")  # fmt: skip
     parser.add_argument("--object-mib", type=int, default=64, help="object size (default 64)")
     args = parser.parse_args(argv)
     figures = anyio.run(measure, args.node_mib, args.rate_mib, args.object_mib)
