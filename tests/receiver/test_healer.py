@@ -258,3 +258,19 @@ async def test_the_background_scrub_is_due_again_after_a_join_or_its_interval(
     async with local(tmp_path / "c") as cluster:  # the pass's end survives a restart
         assert cluster.healer.scrub_finished is not None
         assert not cluster.healer.scrub_due()
+
+
+async def test_too_few_parts_while_a_node_is_down_waits_rather_than_lost(
+    cluster: LocalCluster,
+) -> None:
+    (key,) = await put_some(cluster, 1)
+    manifest = await manifest_of(cluster, key)
+    for index in (0, 1):
+        part_path(cluster, manifest, index).unlink()
+    down = owner_of(cluster, manifest, 2)
+    cluster.orchestrator.liveness.call_failed(down, "stopped")
+    assert await cluster.healer.heal_segment(manifest.upload_id, 0) == "waiting"
+    part_path(cluster, manifest, 3).unlink()  # now only five parts exist anywhere
+    assert await cluster.healer.heal_segment(manifest.upload_id, 0) == "lost"
+    await cluster.orchestrator.probe()
+    assert await cluster.healer.heal_segment(manifest.upload_id, 0) == "lost"

@@ -238,6 +238,8 @@ class Healer:
         if not repair.needed:
             return "whole" if repair.whole else "waiting"
         if not rebuildable(segment, repair):
+            if len(segment.parts) - len(repair.rebuild) >= DATA_UNITS:
+                return "waiting"  # enough parts once their nodes are back
             heal_action("rebuild", outcome="lost", segment=label,
                         unavailable=sorted(repair.rebuild | repair.unchecked))  # fmt: skip
             self.metrics.heal_actions.labels("rebuild", "lost").inc()
