@@ -4,6 +4,7 @@
     python -m benchmarks balance [--objects N] [--max-nodes N] [--policies ...]
     python -m benchmarks lookups
     python -m benchmarks erasure [--unit-mib N] [--seconds S]
+    python -m benchmarks healing [--node-mib N] [--rate-mib R]   (benchmarks/healing.py)
     python -m benchmarks screenshots [--output DIR]   (the web console, for the README)
 
 The default run starts a gateway (parity 2) and eight storage nodes as processes on
@@ -35,7 +36,7 @@ from pathlib import Path
 import anyio
 import attrs
 
-from benchmarks import balance, erasure, lookups, screenshots, service
+from benchmarks import balance, erasure, healing, lookups, screenshots, service
 
 ROOT = Path(__file__).resolve().parent.parent
 LATEST = ROOT / ".bench" / "latest.json"
@@ -298,10 +299,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if argv[:1] == ["screenshots"]:
         return screenshots.main(argv[1:])
+    if argv[:1] == ["healing"]:
+        healing.main(argv[1:])
+        return 0
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="s3lite service benchmark; subcommands: balance [args], lookups, erasure, "
-        "screenshots",
+        "healing [args], screenshots",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 128 MiB, fewer ops")
     parser.add_argument("--large-mib", type=int, help="size of the large object (MiB)")

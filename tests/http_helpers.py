@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -133,3 +134,33 @@ def part_files(data_dir: Path) -> dict[str, int]:
 
 def xml_message(body: bytes) -> str:
     return ET.fromstring(body).findtext("Message") or ""
+
+
+async def heal(http: SignedSession, service: Service, node: str | None = None) -> dict[str, Any]:
+    """A full heal pass through the admin API; its counts."""
+    body = {} if node is None else {"node": node}
+    async with http.post(f"{service.gw.url}/_admin/heal", json=body) as response:
+        assert response.status == 200, await response.text()
+        result: dict[str, Any] = await response.json()
+        return result
+
+
+def segments(service: Service) -> list[tuple[int, list[int]]]:
+    """(parity, sectors of its parts) of every live segment, from the gateway's
+    manifest database (read-only: the gateway keeps running)."""
+    path = service.gateway_dir / "manifests.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT s.upload_id, s.segment, s.parity FROM segments s JOIN uploads u "
+            "USING (upload_id) WHERE u.state != 'deleting'"
+        ).fetchall()
+        found = []
+        for upload_id, number, parity in rows:
+            parts = db.execute(
+                "SELECT sector, missing FROM parts WHERE upload_id = ? AND segment = ? "
+                "ORDER BY idx",
+                (upload_id, number),
+            ).fetchall()
+            assert not any(missing for _, missing in parts), (upload_id, number)
+            found.append((parity, [sector for sector, _ in parts]))
+    return found

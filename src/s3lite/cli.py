@@ -7,14 +7,17 @@
     s3lite gateway --data-dir D --listen HOST:PORT --node URL [--node URL ...] [--parity 2]
                    [--domain D]
     s3lite join    --gateway URL --node URL
+    s3lite heal    --gateway URL [--node ID]
     s3lite status  --gateway URL [--watch [--interval S]] [--json]
     s3lite key     create [--name N] | list | delete KEY | allow|deny KEY BUCKET [--read] [--write]
     s3lite --version
 
 The servers take ``--log-format text|json`` and ``--log-level``; ``serve`` and
 ``gateway`` take ``--metrics-listen HOST:PORT`` (Prometheus metrics and health checks
-on a separate listener) and ``--probe-interval`` (seconds between node probes).
-``join`` draws a progress bar on a terminal and prints one line per step otherwise;
+on a separate listener), ``--probe-interval`` (seconds between node probes),
+``--heal-rate BYTES`` (what the healer writes per second at most) and
+``--scrub-rate BYTES`` (part bytes per second its background scrub verifies).
+``join`` and ``heal`` draw a progress bar on a terminal and prints one line per step otherwise;
 ``status --watch`` redraws until Ctrl-C. Output into a closed pipe (``| head``) ends
 the command quietly.
 
@@ -63,6 +66,7 @@ from .metrics import GatewayMetrics, NodeMetrics
 from .orchestrator import POLICIES
 from .orchestrator.liveness import DEFAULT_PROBE_INTERVAL
 from .orchestrator.topology import DEFAULT_PARITY
+from .receiver.healer import DEFAULT_HEAL_RATE, DEFAULT_SCRUB_RATE
 from .receiver.janitor import DEFAULT_MULTIPART_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .service import DEFAULT_KEEP_ALIVE, bind, parse_listen, run, serve, url_of
@@ -144,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--multipart-ttl", type=float, default=DEFAULT_MULTIPART_TTL,
                              metavar="SECONDS", help="abort multipart uploads left open this "
                              "long (default: 86400, 24 h)")  # fmt: skip
+        command.add_argument("--heal-rate", type=_rate, default=DEFAULT_HEAL_RATE,
+                             metavar="BYTES", help="bytes per second the healer writes at "
+                             "most (default 64M; suffixes K, M, G, T)")  # fmt: skip
+        command.add_argument("--scrub-rate", type=_rate, default=DEFAULT_SCRUB_RATE,
+                             metavar="BYTES", help="bytes of parts per second the background "
+                             "scrub has the nodes verify (default 64M)")  # fmt: skip
 
     serve_cmd = commands.add_parser(
         "serve", help="gateway and storage nodes in one process (the embedded default)"
@@ -198,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     admin_options(join_cmd)
     join_cmd.add_argument("--node", required=True, metavar="URL")
 
+    heal_cmd = commands.add_parser(
+        "heal", help="a full heal pass now (every segment, or those with a part on a node)"
+    )
+    admin_options(heal_cmd)
+    heal_cmd.add_argument("--node", metavar="ID", help="only the parts this node holds")
+
     status_cmd = commands.add_parser(
         "status", help="nodes (up, down, joining), usage, arcs and migrations"
     )
@@ -238,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run(lambda: server(args), log_format=args.log_format, log_level=args.log_level)
             elif args.command == "join":
                 _join(args)
+            elif args.command == "heal":
+                _heal(args)
             elif args.command == "status":
                 _status(args)
             else:
@@ -275,6 +293,8 @@ async def _serve(args: argparse.Namespace) -> None:
         probe_interval=args.probe_interval,
         metrics=GatewayMetrics(process=True),
         multipart_ttl=args.multipart_ttl,
+        heal_rate=args.heal_rate,
+        scrub_rate=args.scrub_rate,
     ) as cluster:
         app = _app(cluster, args.domain, args.region)
         url = url_of(sock)
@@ -351,6 +371,13 @@ def _cluster_secret(role: str) -> str | None:
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
+def _rate(text: str) -> int:
+    value = _bytes(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a number of bytes above 0, got {text!r}")
+    return value
+
+
 def _bytes(text: str) -> int:
     """A byte count: digits, optionally followed by K, M, G or T (powers of 1024)."""
     number, unit = text.rstrip("KMGTkmgt"), text[len(text.rstrip("KMGTkmgt")) :].upper()
@@ -373,6 +400,8 @@ async def _gateway(args: argparse.Namespace) -> None:
         probe_interval=args.probe_interval,
         metrics=GatewayMetrics(process=True),
         multipart_ttl=args.multipart_ttl,
+        heal_rate=args.heal_rate,
+        scrub_rate=args.scrub_rate,
     )
     async with cluster:
         known = {info.address for info in cluster.orchestrator.topology.nodes}
@@ -460,6 +489,17 @@ def _follow(args: argparse.Namespace, route: str, payload: object, what: str) ->
 def _join(args: argparse.Namespace) -> None:
     result = _follow(args, "join", {"node": args.node}, "join")
     print(f"node {result['node_id']} joined; its sectors have moved", flush=True)
+
+
+def _heal(args: argparse.Namespace) -> None:
+    payload = {} if args.node is None else {"node": args.node}
+    result = _follow(args, "heal", payload, "heal")
+    print(
+        f"heal pass done: {result['segments']} segment(s) checked, {result['repaired']} "
+        f"repaired ({result['rebuilt_parts']} part(s), {result['rebuilt_bytes']} bytes), "
+        f"{result['waiting']} waiting for nodes, {result['lost']} lost",
+        flush=True,
+    )
 
 
 def _status(args: argparse.Namespace) -> None:

@@ -210,11 +210,28 @@ def status_text(status: Mapping[str, Any], now: Callable[[], float] = time.time)
             f"migration: {migration['sectors']} sectors to {migration['node']} "
             f"({migration['phase']}) from {_plain(migration['donors'])}"
         )
-    join = (status.get("progress") or {}).get("join")
-    if join and not join.get("finished"):
-        lines.append(f"{join['task']} ({join['step']}): {progress_line(join)}")
+    for task in ("join", "heal"):
+        running = (status.get("progress") or {}).get(task)
+        if running and not running.get("finished"):
+            lines.append(f"{running['task']} ({running['step']}): {progress_line(running)}")
     lines += parity_lines(status)
+    lines += heal_lines(status)
     return "\n".join(lines) + "\n"
+
+
+def heal_lines(status: Mapping[str, Any]) -> list[str]:
+    """The healer: degraded segments, rebuilt bytes, how far the scrub is."""
+    heal = status.get("heal")
+    if not heal:
+        return []
+    scrub = heal["scrub_position"]
+    where = "not started" if scrub["fraction"] is None else f"{scrub['fraction']:.0%}"
+    return [
+        f"healer: {heal['degraded_segments']} degraded segment(s), heal queue "
+        f"{heal['heal_queue']}, rebuilt {heal['rebuilt_parts']} part(s) "
+        f"({human_bytes(heal['rebuilt_bytes'])}); scrub {where} through pass "
+        f"{scrub['passes'] + 1}"
+    ]
 
 
 def parity_lines(status: Mapping[str, Any]) -> list[str]:

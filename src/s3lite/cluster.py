@@ -22,8 +22,9 @@ segments get fewer parity parts; the cluster says so in a warning when it opens 
 ``s3lite status`` says so while it lasts).
 
 Background work runs in the cluster's task group while it is open: the heal queue's
-flusher, the liveness probes, and the janitor, which also runs as soon as a node
-comes back up (to delete the parts of uploads that failed while it was down). With
+flusher, the healer (receiver/healer.py), the liveness probes, and the janitor,
+which also runs as soon as a node comes back up (to delete the parts of uploads that
+failed while it was down). With
 ``probe_interval`` and ``janitor_interval`` both None nothing runs in the background
 (tests drive it): the heal queue is then saved when read and when the cluster closes.
 """
@@ -51,6 +52,7 @@ from .orchestrator.topology import DEFAULT_PARITY
 from .receiver import Janitor, Receiver, SqliteManifestStore
 from .receiver.buckets import Buckets
 from .receiver.completion import MIN_PART_SIZE
+from .receiver.healer import DEFAULT_HEAL_RATE, DEFAULT_IDLE, DEFAULT_SCRUB_RATE, Healer
 from .receiver.janitor import DEFAULT_MULTIPART_TTL, DEFAULT_PENDING_TTL
 from .receiver.striping import DEFAULT_STRIPE_UNIT
 from .storager import StorageNode
@@ -78,7 +80,10 @@ class Cluster:
     cluster (0 to 4; an existing one keeps its own). ``multipart_ttl`` is how long
     (seconds) a multipart upload may stay open before the janitor aborts it (default
     24 h); ``min_part_size`` is the least size of every part but the last (S3's 5 MiB;
-    tests lower it).
+    tests lower it). ``heal_rate`` is the most bytes per second the healer writes
+    (None: no limit), ``scrub_rate`` the bytes of parts per second its background
+    scrub has verified (None: no background scrub); ``heal_idle`` the seconds between
+    two looks at the heal queue (it also looks as soon as a node comes back).
     """
 
     def __init__(
@@ -99,7 +104,17 @@ class Cluster:
         parity: int = DEFAULT_PARITY,
         multipart_ttl: float = DEFAULT_MULTIPART_TTL,
         min_part_size: int = MIN_PART_SIZE,
+        heal_rate: float | None = DEFAULT_HEAL_RATE,
+        scrub_rate: float | None = DEFAULT_SCRUB_RATE,
+        heal_idle: float = DEFAULT_IDLE,
     ) -> None:
+        if heal_rate is not None and heal_rate <= 0:
+            raise ValueError(f"heal_rate must be > 0 bytes per second, got {heal_rate}")
+        if scrub_rate is not None and scrub_rate <= 0:
+            raise ValueError(f"scrub_rate must be > 0 bytes per second, got {scrub_rate}")
+        self._heal_rate = heal_rate
+        self._scrub_rate = scrub_rate
+        self._heal_idle = heal_idle
         if not isinstance(parity, int) or isinstance(parity, bool) or not 0 <= parity <= MAX_PARITY:
             raise ValueError(f"parity must be an integer from 0 to {MAX_PARITY}, got {parity!r}")
         if multipart_ttl <= 0:
@@ -147,6 +162,13 @@ class Cluster:
     @property
     def buckets(self) -> Buckets:
         return self._parts()[3]
+
+    @property
+    def healer(self) -> Healer:
+        """The healer (healer.py): runs in the background unless nothing does."""
+        healer = self.receiver.healer
+        assert healer is not None
+        return healer
 
     @property
     def keys(self) -> KeyStore:
@@ -206,6 +228,9 @@ class Cluster:
             in_flight=receiver.uploads_in_flight,
         )
         buckets = Buckets(manifests)
+        receiver.healer = Healer(
+            receiver, rate=self._heal_rate, scrub_rate=self._scrub_rate, idle=self._heal_idle
+        )
         self._keys = KeyStore.open(self.data_dir, root=self._root)
         self._stack.callback(self._keys.close)
         self._keys.adopt(bucket.name for bucket in await buckets.list())
@@ -215,6 +240,7 @@ class Cluster:
         # Nothing is being uploaded yet, so every pending upload is a crash's leftover.
         await janitor.run_once(pending_before=time.time())
         self._warn_low_parity()
+        await receiver.healer.load()
         self._stack.push_async_callback(receiver.heal.flush)
         if self._janitor_interval is None and self._probe_interval is None:
             return  # nothing in the background (tests drive it all)
@@ -223,6 +249,7 @@ class Cluster:
         self._stack.callback(group.cancel_scope.cancel)
         group.start_soon(receiver.heal.run)
         group.start_soon(self._retry_deletions_loop)
+        group.start_soon(receiver.healer.run)
         if self._janitor_interval is not None:
             group.start_soon(self._janitor_loop, self._janitor_interval)
         if self._probe_interval is not None:
@@ -236,6 +263,7 @@ class Cluster:
     def _on_liveness_change(self, before: NodeStatus, after: NodeStatus) -> None:
         if after.up and not before.up:
             self._node_back.set()
+            self.healer.wake()
 
     async def _retry_deletions_loop(self) -> None:
         """Delete what failed uploads left on a node as soon as the node is back."""
@@ -291,6 +319,9 @@ class LocalCluster(Cluster):
         parity: int = DEFAULT_PARITY,
         multipart_ttl: float = DEFAULT_MULTIPART_TTL,
         min_part_size: int = MIN_PART_SIZE,
+        heal_rate: float | None = DEFAULT_HEAL_RATE,
+        scrub_rate: float | None = DEFAULT_SCRUB_RATE,
+        heal_idle: float = DEFAULT_IDLE,
     ) -> None:
         self.root = Path(root)
         self.transport: MemoryTransport = MemoryTransport()
@@ -309,6 +340,9 @@ class LocalCluster(Cluster):
             parity=parity,
             multipart_ttl=multipart_ttl,
             min_part_size=min_part_size,
+            heal_rate=heal_rate,
+            scrub_rate=scrub_rate,
+            heal_idle=heal_idle,
         )
         self._initial_nodes = nodes
         self.nodes: dict[str, StorageNode] = {}

@@ -347,3 +347,57 @@ async def test_a_node_lost_mid_response_is_one_warning_without_traceback(
     (line,) = [r for r in caplog.records if fields_of(r).get("path") == "/broken/object"]
     assert fields_of(line)["outcome"] == "broken"
     assert cluster.orchestrator.liveness.state("node-5").up is False
+
+
+# -- heal passes -------------------------------------------------------------------------
+
+
+async def test_a_streamed_heal_pass_rebuilds_and_status_shows_the_healer(tmp_path: Path) -> None:
+    async with (
+        LocalCluster(tmp_path / "c", nodes=8, stripe_unit=4096, janitor_interval=None,
+                     fsync=False, root_key=(ROOT_ACCESS, ROOT_SECRET), probe_interval=None,
+                     heal_rate=None) as cluster,
+        serving(cluster) as gateway,
+    ):  # fmt: skip
+        assert (await gateway.request("PUT", "/healing"))[0] == 200
+        for n in range(3):
+            data = payload(50_000, n)
+            assert (await gateway.request("PUT", f"/healing/o{n}", data=data))[0] == 200
+        manifest = await cluster.receiver.manifests.get("healing/o1")
+        assert manifest is not None
+        segment = manifest.segments[0]
+        part = segment.parts[7]
+        node = cluster.nodes[cluster.orchestrator.ring.owner(part.sector)]
+        assert await node.delete_parts(part.sector, [f"{segment.upload_id}-0-7"]) == 1
+
+        with anyio.fail_after(TIMEOUT):
+            async with gateway.session.post(
+                gateway.at("/_admin/heal"), json={}, headers={"accept": "application/x-ndjson"}
+            ) as response:
+                assert response.status == 200
+                events = [json.loads(line) async for line in response.content]
+        assert [e["step"] for e in events if e["event"] == "step"] == ["queue", "scan"]
+        result = events[-1]["result"]
+        assert (result["segments"], result["repaired"], result["rebuilt_parts"]) == (3, 1, 1)
+        assert result["rebuilt_bytes"] == part.length
+
+        status = await gateway.status()
+        heal = status["heal"]
+        assert heal["rebuilt_parts"] == 1
+        assert heal["rebuilt_bytes"] == part.length
+        assert (heal["degraded_segments"], heal["heal_queue"]) == (0, 0)
+        assert status["progress"]["heal"]["finished"] is True
+        assert sample(cluster, "s3lite_rebuilt_bytes_total") == part.length
+        assert sample(cluster, "s3lite_heal_actions_total", action="rebuild", outcome="done") == 1
+
+        # limited to a node: only its parts are checked; an unknown node changes nothing
+        status_code, _, body = await gateway.request(
+            "POST", "/_admin/heal", json={"node": "node-3"}
+        )
+        assert status_code == 200
+        assert json.loads(body)["rebuilt_parts"] == 0
+        status_code, _, body = await gateway.request(
+            "POST", "/_admin/heal", json={"node": "node-99"}
+        )
+        assert status_code == 400
+        assert "node-99" in json.loads(body)["message"]

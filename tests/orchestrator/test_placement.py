@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from s3lite import InsufficientCapacity, NotEnoughNodes
 from s3lite.orchestrator import PARTS_PER_SEGMENT, POLICIES, SECTORS, Ring, get_policy, place_parts
-from s3lite.orchestrator.placement import segment_parity
+from s3lite.orchestrator.placement import place_more, segment_parity
 from tests.strategies import node_ids, object_keys, rings, upload_ids, usages
 
 
@@ -172,3 +172,29 @@ def test_placement_skips_owners_that_are_not_writable() -> None:
         assert "n3" not in {ring.owner(sector) for sector in sectors}
     with pytest.raises(NotEnoughNodes, match="writable"):
         place_parts([ring], "key", "upload", parts=8, is_writable=lambda node: node != "n3")
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data())
+def test_more_parts_land_apart_from_the_segment_in_every_ring(data: st.DataObject) -> None:
+    """The healer's placement of added parity parts: every owner new to the segment,
+    in the ring in force and the one after a join, and writable."""
+    ring = data.draw(rings(min_nodes=8, max_nodes=12))
+    after = get_policy("fill").plan(ring, data.draw(usages(ring)), "zz-new").apply(ring)
+    pair = [ring, after]
+    upload_id = data.draw(upload_ids)
+    beside = place_parts(pair, "", upload_id, 0, PARTS_PER_SEGMENT)
+    down = data.draw(st.sampled_from(ring.nodes))
+    free = len(set(ring.nodes) - {ring.owner(s) for s in beside} - {down})
+    count = data.draw(st.integers(1, 4))
+    if count > free:
+        with pytest.raises(NotEnoughNodes):
+            place_more(pair, "", upload_id, 0, beside, count, lambda node: node != down)
+        return
+    added = place_more(pair, "", upload_id, 0, beside, count, lambda node: node != down)
+    assert len(added) == count
+    for each in pair:
+        owners = [each.owner(sector) for sector in (*beside, *added)]
+        assert len(set(owners)) == len(owners)
+        assert down not in owners[len(beside) :]
+    assert place_more(pair, "", upload_id, 0, beside, count, lambda node: node != down) == added

@@ -4,10 +4,14 @@ any operation: the router marks them all Access.ADMIN).
 
     GET    status                  nodes (up/down/joining, since, full, usage), arcs,
                                    migration, progress, parity (target, what new
-                                   objects get, warning), heal queue size (probes
-                                   every node first)
+                                   objects get, warning), heal queue size, the
+                                   healer (degraded segments, queue, rebuilt bytes,
+                                   scrub position) (probes every node first)
     POST   join                    {"node": URL}: join a node (returns when rebalanced);
                                    with Accept: application/x-ndjson, streams progress
+    POST   heal                    {} or {"node": ID}: a full heal pass (every segment, or
+                                   those with a part on the node); returns its counts,
+                                   or streams its progress as join does
     GET    idle                    returns once no other request is in flight (tests)
     GET    keys                    every key (no secrets) with its grants
     POST   keys                    {"name": ...}: a new key; the only time its secret is shown
@@ -41,6 +45,7 @@ from ..asgi import MAX_JSON_BODY, BadRequest, Send, send_json
 from ..errors import InvalidArgument, JoinRefused, NotFound
 from ..orchestrator import NodeState
 from ..receiver.buckets import check_bucket
+from ..receiver.healer import Healer
 from .call import Call, Handler, Services
 from .errors import entry_of
 
@@ -70,6 +75,17 @@ async def admin(call: Call, send: Send) -> None:
                 await stream_task(send, orchestrator.progress_listeners, join)
             else:
                 await send_json(send, 200, await join())
+        case "POST", ("heal",):
+            healer = _healer(services)
+            only = _heal_node(services, await _json(call))
+
+            async def heal() -> dict[str, Any]:
+                return await healer.run_pass(only)
+
+            if NDJSON in request.headers.get("accept", ""):
+                await stream_task(send, healer.progress_listeners, heal)
+            else:
+                await send_json(send, 200, await heal())
         case "GET", ("idle",):
             await services.in_flight.wait_idle(own=1)
             await send_json(send, 200, {})
@@ -103,6 +119,25 @@ async def _json(call: Call) -> Any:
         return json.loads(body or b"null")
     except ValueError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+def _healer(services: Services) -> Healer:
+    healer = services.receiver.healer
+    if healer is None:
+        raise NotFound("this gateway runs no healer")
+    return healer
+
+
+def _heal_node(services: Services, payload: Any) -> str | None:
+    """The node a heal pass is limited to (None: all), checked before anything runs."""
+    payload = {} if payload is None else payload
+    node = payload.get("node") if isinstance(payload, Mapping) else 0
+    if node is None:
+        return None
+    if not isinstance(node, str) or node not in services.orchestrator.topology.node_ids:
+        known = ", ".join(services.orchestrator.topology.node_ids)
+        raise InvalidArgument(f'heal takes {{}} or {{"node": <one of {known}>}}, got {payload!r}')
+    return node
 
 
 async def _grant(services: Services, access_key: str, verb: str, payload: Any) -> dict[str, Any]:
@@ -162,6 +197,8 @@ async def status(services: Services) -> dict[str, Any]:
     known = [n["bytes"] for n in ready if n["bytes"] is not None]
     migration = topology.migration
     progress = orchestrator.progress
+    healer = services.receiver.healer
+    heal_progress = None if healer is None or healer.progress is None else healer.progress
     return {
         "policy": topology.policy,
         "generation": topology.generation,
@@ -176,10 +213,14 @@ async def status(services: Services) -> dict[str, Any]:
             "sectors": len(migration.moves),
             "donors": {d: len(s) for d, s in migration.plan.by_donor().items()},
         },
-        "progress": {"join": None if progress is None else progress.snapshot()},
+        "progress": {
+            "join": None if progress is None else progress.snapshot(),
+            "heal": None if heal_progress is None else heal_progress.snapshot(),
+        },
         "requests_in_flight": services.in_flight.count - 1,
         "parity": attrs.asdict(orchestrator.parity_status()),
         "heal_queue": await services.receiver.heal.size(),
+        "heal": None if healer is None else await healer.status(),
     }
 
 

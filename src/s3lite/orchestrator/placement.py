@@ -89,16 +89,33 @@ def place_parts(
     Raises NotEnoughNodes when a ring has fewer than ``parts`` writable owners, or
     when no assignment is found by the greedy search.
     """
+    return place_more(rings, key, upload_id, segment, (), parts, is_writable)
+
+
+def place_more(
+    rings: Sequence[Ring],
+    key: str,
+    upload_id: str,
+    segment: int,
+    beside: Sequence[int],
+    count: int,
+    is_writable: Callable[[NodeId], bool] = _anywhere,
+) -> tuple[int, ...]:
+    """Sectors for ``count`` more parts of a segment whose parts already sit in the
+    sectors ``beside`` (parts ``0 .. len(beside) - 1``): in every ring, each new
+    part's owner is writable and holds no other part of the segment, old or new.
+    The healer uses it to add parity parts to a segment written with fewer; with
+    nothing ``beside`` it is :func:`place_parts`. Raises NotEnoughNodes as that does."""
     if not rings:
         raise ValueError("placement needs at least one ring")
-    for ring in rings:
-        writable = [node for node in ring.nodes if is_writable(node)]
-        if len(writable) < parts:
+    used: list[set[NodeId]] = [{ring.owner(sector) for sector in beside} for ring in rings]
+    for ring, taken in zip(rings, used, strict=True):
+        writable = [node for node in ring.nodes if is_writable(node) and node not in taken]
+        if len(writable) < count:
             raise NotEnoughNodes(
-                f"placing {parts} parts needs {parts} distinct writable nodes, "
+                f"placing {count} parts needs {count} distinct writable nodes, "
                 f"the ring has {len(writable)}: {writable}"
             )
-    used: list[set[NodeId]] = [set() for _ in rings]
     chosen: list[int] = []
 
     def free(sector: int) -> bool:
@@ -108,7 +125,7 @@ def place_parts(
                 return False
         return True
 
-    for index in range(parts):
+    for index in range(len(beside), len(beside) + count):
         sector = _hashed_choice(key, upload_id, segment, index, free)
         if sector is None:
             raise NotEnoughNodes(

@@ -25,7 +25,7 @@ the ``s3lite_degraded_reads`` metric.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 
 import anyio
 import attrs
@@ -85,6 +85,9 @@ class SegmentFetch:
     segment: Segment
     first: int
     last: int
+    avoid: Mapping[int, str] = attrs.field(factory=dict, kw_only=True)
+    """Parts not to read, with why (the healer's rebuild: the parts it is replacing);
+    they count as unavailable from the start and are not reported again."""
     _position: int = attrs.field(init=False)
     _unavailable: dict[int, str] = attrs.field(init=False, factory=dict)
     """Part index -> why it cannot be used."""
@@ -94,6 +97,7 @@ class SegmentFetch:
 
     def __attrs_post_init__(self) -> None:
         self._position = self.first
+        self._unavailable.update(self.avoid)
 
     @property
     def degraded(self) -> bool:

@@ -41,6 +41,7 @@ from .manifest import (
     ObjectInfo,
     ObjectList,
     PartInfo,
+    PartRecord,
     Segment,
     UploadList,
 )
@@ -192,6 +193,31 @@ class ManifestStore(HealStore, Protocol):
     async def list_buckets(self) -> list[tuple[str, float]]:
         """(name, creation time) of every bucket, sorted by name."""
         ...
+
+    async def scan_segments(self, after: tuple[str, int], limit: int) -> list[tuple[Segment, str]]:
+        """Up to ``limit`` live segments after (upload id, number), in that order, each
+        with its object's storage class (the healer's scrub)."""
+        ...
+
+    async def scan_position(self, after: tuple[str, int]) -> tuple[int, int]:
+        """(segments up to ``after``, all segments)."""
+        ...
+
+    async def reserve_parity(self, segment: Segment, records: Sequence[PartRecord]) -> bool:
+        """Add parity parts recorded missing and raise the segment's parity, if it is
+        still live with the parity it has (heal_store.reserve_parity)."""
+        ...
+
+    async def mark_stored(self, segment: Segment, records: Sequence[PartRecord]) -> bool:
+        """Record rebuilt parts as stored, if the segment is still live and they did
+        not move (heal_store.mark_stored)."""
+        ...
+
+    async def heal_state(self, name: str) -> str | None:
+        """A value of the healer's saved state (None: never saved)."""
+        ...
+
+    async def save_heal_state(self, name: str, value: str) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -455,6 +481,29 @@ class SqliteManifestStore:
     async def heal_queue_size(self) -> int:
         result: int = await self._run(heal_store.size)
         return result
+
+    async def scan_segments(self, after: tuple[str, int], limit: int) -> list[tuple[Segment, str]]:
+        result: list[tuple[Segment, str]] = await self._run(heal_store.scan, after, limit)
+        return result
+
+    async def scan_position(self, after: tuple[str, int]) -> tuple[int, int]:
+        result: tuple[int, int] = await self._run(heal_store.position, after)
+        return result
+
+    async def reserve_parity(self, segment: Segment, records: Sequence[PartRecord]) -> bool:
+        result: bool = await self._transaction(heal_store.reserve_parity, segment, records)
+        return result
+
+    async def mark_stored(self, segment: Segment, records: Sequence[PartRecord]) -> bool:
+        result: bool = await self._transaction(heal_store.mark_stored, segment, records)
+        return result
+
+    async def heal_state(self, name: str) -> str | None:
+        result: str | None = await self._run(heal_store.get_state, name)
+        return result
+
+    async def save_heal_state(self, name: str, value: str) -> None:
+        await self._transaction(heal_store.set_state, name, value)
 
     async def stale_uploads(
         self, pending_before: float, multipart_before: float = float("-inf")

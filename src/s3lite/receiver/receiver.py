@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import attrs
@@ -67,6 +67,9 @@ from .ranges import parse_http_range, resolve_range
 from .reads import ObjectRead
 from .striping import DEFAULT_STRIPE_UNIT
 from .upload import SegmentWriter, place_segment, prepare, report_written
+
+if TYPE_CHECKING:
+    from .healer import Healer
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,8 @@ class Receiver:
         """Where reads and writes report segments for the healer (the cluster runs its
         flusher; without one, call ``heal.flush()``)."""
         self.read_context = ReadContext(orchestrator, manifests, self.heal)
+        self.healer: Healer | None = None
+        """The healer working on these objects, if the cluster runs one (healer.py)."""
         orchestrator.catalog = manifests
 
     # -- writing -----------------------------------------------------------------------

@@ -21,6 +21,8 @@ Tables:
 * ``objects``: key -> the committed upload it means. ``buckets``: names.
 * ``heal_queue``: segments the healer must look at, with why (healing.py): the
   seam between the read and write paths, which find problems, and the healer.
+* ``heal_state``: the healer's own state across restarts (the scrub's position, the
+  bytes it rebuilt), name -> JSON value (healer.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-LATEST = 2
+LATEST = 3
 
 _UPLOADS = """
 CREATE TABLE uploads (
@@ -68,6 +70,13 @@ CREATE TABLE heal_queue (
 CREATE INDEX heal_queue_order ON heal_queue (queued);
 """
 
+_HEAL_STATE = """
+CREATE TABLE heal_state (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
 SCHEMA = (
     _UPLOADS
     + """;
@@ -105,6 +114,7 @@ CREATE TABLE buckets (
 """
     + _INDEXES
     + _HEAL_QUEUE
+    + _HEAL_STATE
 )
 
 _TO_1 = (
@@ -135,7 +145,7 @@ ALTER TABLE parts ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;
     + _HEAL_QUEUE
 )
 
-MIGRATIONS = {0: _TO_1, 1: _TO_2}
+MIGRATIONS = {0: _TO_1, 1: _TO_2, 2: _HEAL_STATE}
 """user_version -> the script that moves a file from it to the next version."""
 
 

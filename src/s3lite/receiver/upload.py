@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 
 import anyio
 import anyio.to_thread
@@ -341,20 +341,8 @@ class SegmentWriter:
     def _batch_size(self) -> int:
         return self._group_rows * self.unit
 
-    async def _body(self, receive: MemoryObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:
-        """A part's body: its batches, ending with UploadAborted if the upload was
-        abandoned. The last batch is held back until the body is known to end well:
-        a node that had every byte could commit the part (its length is known to it)
-        even though the upload was abandoned after."""
-        held: bytes | None = None
-        async for batch in receive:
-            if held is not None:
-                yield held
-            held = batch
-        if self._aborted:
-            raise UploadAborted(f"upload {self.upload_id} was abandoned")
-        if held is not None:
-            yield held
+    def _body(self, receive: MemoryObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:
+        return held_back(receive, lambda: self._aborted, f"upload {self.upload_id} was abandoned")
 
     async def _put(
         self,
@@ -473,6 +461,24 @@ class SegmentWriter:
                 if pending[index]:
                     await flush(index)
             await send_parity()
+
+
+async def held_back(
+    receive: MemoryObjectReceiveStream[bytes], aborted: Callable[[], bool], why: str
+) -> AsyncIterator[bytes]:
+    """A part's body: its batches, ending with UploadAborted(``why``) if ``aborted()``
+    once they are all in. The last batch is held back until the body is known to end
+    well: a node that had every byte could commit the part (its length is known to
+    it) even though the write was abandoned after. (The healer's rebuild too.)"""
+    held: bytes | None = None
+    async for batch in receive:
+        if held is not None:
+            yield held
+        held = batch
+    if aborted():
+        raise UploadAborted(why)
+    if held is not None:
+        yield held
 
 
 class OrderedHasher:
