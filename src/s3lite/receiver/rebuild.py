@@ -32,7 +32,7 @@ from ..streams import single_error
 from .fetch import ReadContext, SegmentFetch
 from .heal_plan import RateLimit
 from .manifest import PartRecord, Segment
-from .upload import PART_QUEUE, SEND_BATCH, UploadAborted, _encode, held_back
+from .upload import PART_QUEUE, SEND_BATCH, UploadAborted, encode_parity, held_back
 
 log = logging.getLogger("s3lite.healer")
 
@@ -166,7 +166,7 @@ class _Rebuilder:
                 for index in range(DATA_UNITS)
             ]
             if encoder is not None:
-                batches += await _encode(encoder, batches)
+                batches += await encode_parity(encoder, batches)
             for index in self.indexes:
                 batch = batches[index]
                 if not batch:

@@ -433,7 +433,7 @@ class SegmentWriter:
 
         async def send_parity() -> None:
             if encoder is not None and batches[0]:
-                for offset, parity in enumerate(await _encode(encoder, batches)):
+                for offset, parity in enumerate(await encode_parity(encoder, batches)):
                     await send(DATA_UNITS + offset, parity)
             batches[:] = [b""] * DATA_UNITS
 
@@ -522,7 +522,7 @@ class OrderedHasher:
         self._gathered, self._size = [], 0
 
 
-async def _encode(codec: Codec, batches: list[bytes]) -> list[bytes]:
+async def encode_parity(codec: Codec, batches: list[bytes]) -> list[bytes]:
     """The parity batches of one group: short data batches (the last row's units)
     padded with zeros to the length of batch 0."""
     length = len(batches[0])
