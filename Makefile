@@ -50,6 +50,7 @@ s3-tests: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks healing
 
 # The web console's pictures in docs/ (needs Debian's chromium and chromium-driver)
 screenshots: $(STAMP)
