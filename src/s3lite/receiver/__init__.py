@@ -16,7 +16,8 @@ from .manifest import (
     Segment,
     UploadList,
 )
-from .manifest_store import ManifestStore, SqliteManifestStore
+from .manifest_protocol import ManifestStore
+from .manifest_store import SqliteManifestStore
 from .reads import ObjectRead
 from .receiver import Receiver
 

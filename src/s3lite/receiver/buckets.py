@@ -17,7 +17,7 @@ import attrs
 
 from ..errors import BucketNotEmpty, InvalidBucketName, InvalidKey, NoSuchBucket
 from .keys import S3_MAX_KEY_BYTES
-from .manifest_store import ManifestStore
+from .manifest_protocol import ManifestStore
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IP = re.compile(r"\d+\.\d+\.\d+\.\d+")

@@ -13,7 +13,7 @@ import anyio
 
 from ..errors import NodeUnavailable, S3liteError
 from ..orchestrator import Orchestrator, RoutingView
-from .manifest_store import ManifestStore
+from .manifest_protocol import ManifestStore
 
 
 async def discard_upload(

@@ -46,7 +46,7 @@ from .degraded import decode_rows, source_span
 from .download import PartFailed, PartReader, join_segment
 from .healing import HealQueue, HealReason
 from .manifest import Segment
-from .manifest_store import ManifestStore
+from .manifest_protocol import ManifestStore
 
 OPEN_ATTEMPTS = 8
 """Times a segment is looked up again when a part is not where the manifest said (a

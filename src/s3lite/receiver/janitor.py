@@ -27,7 +27,7 @@ import attrs
 from ..orchestrator import Orchestrator
 from ..orchestrator.catalog import sweep_sector
 from .cleanup import discard_upload
-from .manifest_store import ManifestStore
+from .manifest_protocol import ManifestStore
 
 log = logging.getLogger(__name__)
 

@@ -62,7 +62,7 @@ from .manifest import (
     Segment,
     UploadList,
 )
-from .manifest_store import ManifestStore
+from .manifest_protocol import ManifestStore
 from .ranges import parse_http_range, resolve_range
 from .reads import ObjectRead
 from .striping import DEFAULT_STRIPE_UNIT
