@@ -15,7 +15,8 @@ import pytest
 from hypothesis import settings
 
 from s3lite import LocalCluster
-from tests.s3sign import ROOT_ACCESS, ROOT_SECRET
+from tests.http_helpers import signed_session
+from tests.s3sign import ROOT_ACCESS, ROOT_SECRET, SignedSession
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
@@ -25,6 +26,13 @@ if os.environ.get("CI"):
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[SignedSession]:
+    """Requests signed with the root key the gateway processes get (tests/processes.py)."""
+    async with signed_session() as session:
+        yield session
 
 
 @pytest.fixture

@@ -42,7 +42,6 @@ from tests.http_helpers import (
     put_object,
     put_ok,
     segments,
-    signed_session,
     status,
     upload_all,
 )
@@ -56,17 +55,6 @@ EIGHT = 8
 KiB, MiB = 1 << 10, 1 << 20
 TEST_TIMEOUT = 180.0
 PROBE = ("--probe-interval", "0.5")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[SignedSession]:
-    async with signed_session() as session:
-        yield session
 
 
 async def node_states(http: SignedSession, service: Service) -> dict[str, dict[str, Any]]:

@@ -4,7 +4,6 @@ reaches a log."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +21,7 @@ from s3lite.transport.secret import (
     cluster_secret_from_env,
     is_authorized,
 )
-from tests.http_helpers import create_bucket, get, part_files, payload, put_ok, signed_session
+from tests.http_helpers import create_bucket, get, part_files, payload, put_ok
 from tests.processes import running_service
 from tests.s3sign import SignedSession
 
@@ -56,17 +55,6 @@ def test_the_secret_comes_from_the_environment() -> None:
         cluster_secret_from_env({CLUSTER_SECRET_ENV: "short"})
     with pytest.raises(ValueError, match="printable ASCII"):
         cluster_secret_from_env({CLUSTER_SECRET_ENV: "sixteen chars\nwith a newline"})
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[SignedSession]:
-    async with signed_session() as session:
-        yield session
 
 
 @pytest.mark.anyio

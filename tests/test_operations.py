@@ -18,7 +18,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,6 @@ CLI = [sys.executable, "-m", "s3lite"]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # the HTTP transport is asyncio-only
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[SignedSession]:
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
-        yield SignedSession(session)
 
 
 # -- liveness against real node processes ----------------------------------------------------

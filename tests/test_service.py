@@ -38,7 +38,6 @@ from tests.http_helpers import (
     payload,
     put_object,
     put_ok,
-    signed_session,
     status,
     upload_all,
     xml_message,
@@ -67,13 +66,6 @@ def anyio_backend() -> str:
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
     async with running_service(tmp_path) as cluster:
         yield cluster
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[SignedSession]:
-    """Requests signed with the root key the gateway processes get (tests/processes.py)."""
-    async with signed_session() as session:
-        yield session
 
 
 # -- helpers -------------------------------------------------------------------------------
