@@ -145,6 +145,16 @@ async def heal(http: SignedSession, service: Service, node: str | None = None) -
         return result
 
 
+def live_upload_id(service: Service, object_key: str) -> str:
+    """The upload id of ``object_key`` ("bucket/key") in the gateway's manifest
+    database (read-only: the gateway keeps running)."""
+    path = service.gateway_dir / "manifests.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        row = db.execute("SELECT upload_id FROM objects WHERE key = ?", (object_key,)).fetchone()
+    assert row is not None, object_key
+    return str(row[0])
+
+
 def segments(service: Service) -> list[tuple[int, list[int]]]:
     """(parity, sectors of its parts) of every live segment, from the gateway's
     manifest database (read-only: the gateway keeps running)."""
