@@ -13,7 +13,12 @@ from botocore.credentials import Credentials
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s3lite.errors import AccessDenied, AuthorizationHeaderMalformed, SignatureDoesNotMatch
+from s3lite.errors import (
+    AccessDenied,
+    AuthorizationHeaderMalformed,
+    InvalidArgument,
+    SignatureDoesNotMatch,
+)
 from s3lite.gateway.auth import sigv2, sigv4
 from tests.s3sign import presign_v2
 
@@ -154,3 +159,31 @@ def test_sigv2_authorization_header_is_refused_with_a_reason() -> None:
     headers = {**HOST, "authorization": "AWS AKIAIOSFODNN7EXAMPLE:c2lnbmF0dXJl", "date": "x"}
     with pytest.raises(AuthorizationHeaderMalformed, match="Signature Version 2 headers"):
         sigv4.parse("GET", "/b/k", "", headers, now=0)
+
+
+NAMES = st.sampled_from(["x-amz-meta-note", "x-amz-acl", "x-amz-storage-class", "x-amz-meta-a"])
+VALUES = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=20)
+
+
+@given(
+    lifted=st.dictionaries(NAMES, VALUES, max_size=3),
+    other=st.dictionaries(st.sampled_from(["acl", "uploads", "content-type"]), VALUES, max_size=2),
+)
+def test_query_headers_move_only_x_amz_parameters_of_a_sigv2_url(
+    lifted: dict[str, str], other: dict[str, str]
+) -> None:
+    auth = {"AWSAccessKeyId": ACCESS, "Signature": "s", "Expires": "100"}
+    query = {**auth, **other, **lifted}
+    moved = sigv2.query_headers(query, HOST)
+    if not lifted:
+        assert moved is None
+        return
+    assert moved == ({**auth, **other}, {**HOST, **lifted})
+    # the same header sent as well: fine when equal, refused when not
+    assert sigv2.query_headers(query, {**HOST, **lifted}) == moved
+    name = sorted(lifted)[0]
+    with pytest.raises(InvalidArgument, match=name):
+        sigv2.query_headers(query, {**HOST, name: lifted[name] + "!"})
+    # not a SigV2 URL (a SigV4 one, or none): nothing moves
+    assert sigv2.query_headers({**other, **lifted}, HOST) is None
+    assert sigv2.query_headers({"X-Amz-Signature": "s", **lifted}, HOST) is None

@@ -40,6 +40,8 @@ import time
 import uuid
 from collections.abc import Callable
 
+import attrs
+
 from ..asgi import (
     App,
     BadRequest,
@@ -161,6 +163,9 @@ class GatewayApp(App):
             if console is not None:
                 await self.console.handle(request, exchange.send, request_id, console)
                 return
+            lifted = sigv2.query_headers(request.query, request.headers)
+            if lifted is not None:
+                request = attrs.evolve(request, query=lifted[0], headers=lifted[1])
             identity, verified = self._authenticate(request)
             access_key = identity.access_key
             op = route(request.method, path, request.query, request.headers, domain=self.domain)

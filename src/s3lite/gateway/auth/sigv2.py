@@ -19,6 +19,13 @@ the query, sorted, their values decoded. The signature is the base64 HMAC-SHA1 o
 under the secret. A URL is valid until ``Expires`` (seconds since the epoch), and at
 most :data:`sigv4.MAX_EXPIRES` ahead of ``now`` (SigV4's limit; SigV2 has none).
 
+botocore copies the ``x-amz-*`` headers it signed into the URL's query (lower-cased:
+``x-amz-meta-note=...``, ``x-amz-acl=...``, ``x-amz-security-token=...``), so that the
+URL alone carries them. :func:`query_headers` makes them the request's headers, as
+S3 does for query string authentication: ``curl -T file URL`` then stores what the
+presigner signed. A header also sent must say the same (InvalidArgument otherwise),
+and the signature is checked over the merged headers, so no one can add one.
+
 A presigned URL's body is not signed (UNSIGNED-PAYLOAD), unless the request carries
 a hex ``x-amz-content-sha256``, which it then must match; an aws-chunked body needs
 SigV4 (its chunk signatures chain from a SigV4 signature).
@@ -35,7 +42,12 @@ from collections.abc import Mapping
 
 import attrs
 
-from ...errors import AccessDenied, AuthorizationHeaderMalformed, SignatureDoesNotMatch
+from ...errors import (
+    AccessDenied,
+    AuthorizationHeaderMalformed,
+    InvalidArgument,
+    SignatureDoesNotMatch,
+)
 from . import sigv4
 
 PARAMETERS = ("AWSAccessKeyId", "Signature", "Expires")
@@ -124,6 +136,30 @@ def parse(
     )
     texts = tuple(f"{head}\n{expires}\n{amz}{prefix}{path}{sub}" for path in paths)
     return Claim(access_key, signature, payload, texts)
+
+
+QUERY_HEADER_PREFIX = "x-amz-"
+"""The query parameters of a SigV2 presigned URL that are headers (see the module doc)."""
+
+
+def query_headers(
+    query: Mapping[str, str], headers: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]] | None:
+    """(query, headers) with the ``x-amz-*`` parameters of a SigV2 presigned URL moved
+    from the first to the second; None if the query is not such a URL or has none.
+    InvalidArgument if a header sent as well says something else."""
+    if not all(name in query for name in PARAMETERS):
+        return None
+    lifted = {name: value for name, value in query.items() if name.startswith(QUERY_HEADER_PREFIX)}
+    if not lifted:
+        return None
+    for name, value in lifted.items():
+        if headers.get(name, value) != value:
+            raise InvalidArgument(
+                f"{name} is both in the presigned URL and a header, with different values"
+            )
+    rest = {name: value for name, value in query.items() if name not in lifted}
+    return rest, {**headers, **lifted}
 
 
 def verify(claim: Claim, secret: str) -> sigv4.Verified:
