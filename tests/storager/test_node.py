@@ -21,7 +21,7 @@ import anyio.from_thread
 import pytest
 
 from s3lite import DamagedPart, DiskFull, InvalidName, NodeUnavailable, PartNotFound
-from s3lite.storager import StorageNode, partfile, partwriter, sectorfiles
+from s3lite.storager import StorageNode, layout, partfile, partwriter, sectorfiles
 from s3lite.storager.partfile import Header
 from s3lite.transport import ImportResult, PartStat
 
@@ -547,6 +547,36 @@ async def test_a_replaced_node_is_empty_and_flagged_until_cleared(tmp_path: Path
     assert not (await reopen(again)).__dict__["_replaced"]
     with pytest.raises(ValueError, match="not empty"):
         await StorageNode.open(data_dir, "node-r", fsync=False, replaced=True)
+
+
+async def test_clearing_the_replaced_flag_twice_at_once_writes_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background healer and ``s3lite heal --node`` can end a rebuild together:
+    both clear the flag. The first write is held until the second call has gone as
+    far as it can; then node.json was written once (two writers through the one
+    temporary name made one of them fail with FileNotFoundError, a 500)."""
+    node = await StorageNode.open(tmp_path / "n", "node-r", fsync=False, replaced=True)
+    writes: list[bool] = []
+    entered, release = threading.Event(), threading.Event()
+    real = layout.write_identity
+
+    def held(data_dir: Path, identity: layout.Identity) -> None:
+        writes.append(identity.replaced)
+        entered.set()
+        release.wait(10)
+        real(data_dir, identity)
+
+    monkeypatch.setattr(layout, "write_identity", held)
+    async with anyio.create_task_group() as group:
+        group.start_soon(node.clear_replaced)
+        await anyio.to_thread.run_sync(entered.wait, 10)
+        group.start_soon(node.clear_replaced)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert writes == [False]
+    assert json.loads((tmp_path / "n" / "node.json").read_text()) == {"node_id": "node-r"}
+    assert not (await node.health()).replaced
 
 
 @pytest.mark.parametrize(

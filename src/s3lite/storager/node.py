@@ -100,6 +100,7 @@ class StorageNode:
         self.node_id = identity.node_id
         self.reserve = reserve
         self._replaced = identity.replaced
+        self._identity_lock = anyio.Lock()
         self._usage = measured.usage
         self._parts = measured.parts
         self._quarantine = quarantine
@@ -202,11 +203,15 @@ class StorageNode:
         return {sector: size for sector, size in self._usage.items() if size > 0}
 
     async def clear_replaced(self) -> None:
+        """Idempotent, and one at a time: the gateway's background healer and an
+        operator's ``s3lite heal --node`` may both end a rebuild and clear the flag at
+        once, and node.json is rewritten through one temporary name."""
         self._check_open()
-        if self._replaced:
-            identity = layout.Identity(self.node_id)
-            await anyio.to_thread.run_sync(layout.write_identity, self.data_dir, identity)
-            self._replaced = False
+        async with self._identity_lock:
+            if self._replaced:
+                identity = layout.Identity(self.node_id)
+                await anyio.to_thread.run_sync(layout.write_identity, self.data_dir, identity)
+                self._replaced = False
 
     async def list_quarantined(self) -> list[QuarantinedPart]:
         self._check_open()
