@@ -11,7 +11,8 @@ A join runs in these steps; each step that changes routing is persisted first
 3. *re-home* — parts of one segment that would meet on the new node are linked into
    sectors their donors keep (catalog updated, old link removed).
 4. *copy* — each donor zips its moving sectors; the stream is unzipped on the new
-   node, which verifies every CRC and installs the archive all or nothing.
+   node, which verifies every CRC and installs the archive all or nothing
+   (sector_copy.py).
 5. *switch* — persist and publish the ring with the new node owning its sectors.
 6. *drain*, *reconcile* (delete what the copy brought that no row places on the new
    node: a part deleted after the export listed it), then *drop* the donors' copies
@@ -59,9 +60,9 @@ from ..logs import event
 from ..metrics import GatewayMetrics
 from ..progress import Progress
 from ..streams import single_error
-from ..transport.base import ByteStream, NodeClient, Transport
+from ..transport.base import NodeClient, Transport
 from .catalog import PartCatalog, plan_rehomes, sweep_sector
-from .copy_count import DonorCount, moving_bytes
+from .copy_count import moving_bytes
 from .gauges import cluster_gauges
 from .liveness import (
     DEFAULT_PROBE_INTERVAL,
@@ -77,6 +78,7 @@ from .placement import segment_parity
 from .policies import JoinPlan, JoinPolicy, get_policy
 from .ring import NodeId, Ring
 from .routing import EpochGate, RoutingView
+from .sector_copy import copy_sectors, moving_sizes
 from .topology import DEFAULT_PARITY, Migration, MigrationPhase, NodeInfo, NodeState, Topology
 
 log = logging.getLogger(__name__)
@@ -536,45 +538,20 @@ class Orchestrator:
     async def _transfer(
         self, migration: Migration, progress: Progress, sizes: Mapping[int, int] | None
     ) -> None:
-        """Stream every donor's moving sectors to the new node (idempotent: parts are
-        immutable, so copying again replaces files with the same bytes), counting
-        the sectors and bytes relayed in ``progress``."""
+        """Copy the moving sectors to the new node (sector_copy.py); ``sizes`` None
+        asks the donors what they hold now."""
         if sizes is None:
-            sizes = await self._moving_sizes(migration)
-        progress.set_totals(items=len(migration.moves), bytes=sum(sizes.values()))
-        progress.restart_counts()
+            sizes = await moving_sizes(self.client, migration)
         self.sectors_copied = dict.fromkeys(migration.moves, 0.0)
-        progress.step("copy", sectors=len(migration.moves), bytes=sum(sizes.values()))
-        recipient = self.client(migration.new_node)
-        for donor, sectors in migration.plan.by_donor().items():
-            count = DonorCount(
-                donor, sorted(sectors), sizes, progress, self.metrics, self.sectors_copied
-            )
-            archive = await self.client(donor).export_sectors(sectors)
-            try:
-                await recipient.import_sectors(self._relay(archive, count))
-            finally:
-                await archive.aclose()
-            count.complete()
-
-    async def _moving_sizes(self, migration: Migration) -> dict[int, int]:
-        """Bytes per moving sector as the donors report them now (0 where unknown)."""
-        usage: dict[NodeId, dict[int, int]] = {}
-        for donor in migration.plan.by_donor():
-            try:
-                usage[donor] = dict(await self.client(donor).usage())
-            except S3liteError:
-                usage[donor] = {}
-        return moving_bytes(migration.moves, usage)
-
-    async def _relay(self, archive: ByteStream, count: DonorCount) -> AsyncIterator[bytes]:
-        first = True
-        async for chunk in archive:
-            count.relayed(len(chunk))
-            yield chunk
-            if first:
-                first = False
-                await self._step("mid-import")
+        await copy_sectors(
+            self.client,
+            migration,
+            progress,
+            sizes,
+            self.metrics,
+            self.sectors_copied,
+            on_first_chunk=lambda: self._step("mid-import"),
+        )
 
     async def _reconcile(self, migration: Migration, progress: Progress) -> None:
         """Delete what the copy brought to the new node that no row places there: a

@@ -6,9 +6,9 @@ the missing data is decoded from parity as a degraded read decodes it, each byte
 checked by its node), dealt again into the six data parts group of rows by group of
 rows, the group's parity computed if a parity part is wanted, and the wanted parts'
 batches streamed to every node routing names for their sector (both ends of a moving
-sector, as an upload writes: the caller holds the routing lease). Memory is one group
-of rows plus the write channels, whatever the segment's size; the writes go through
-the healer's rate limit.
+sector, by the PartSender an upload writes with, part_sender.py: the caller holds
+the routing lease). Memory is one group of rows plus the write channels, whatever
+the segment's size; the writes go through the healer's rate limit.
 
 A rebuilt data part, and a parity part whose checksum the manifest knows, must come
 out with the recorded length and checksum, or it is deleted again and reported
@@ -18,21 +18,18 @@ failed: the healer writes back exactly the bytes that were written, never others
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import Collection, Mapping
 
-import anyio
 import attrs
-import xxhash
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..erasure import DATA_UNITS, codec
 from ..errors import S3liteError
 from ..orchestrator import Orchestrator, RoutingView, part_name
-from ..streams import single_error
 from .fetch import ReadContext, SegmentFetch
 from .heal_plan import RateLimit
 from .manifest import PartRecord, Segment
-from .upload import PART_QUEUE, SEND_BATCH, UploadAborted, encode_parity, held_back
+from .part_sender import PartSender, PartTarget
+from .upload import SEND_BATCH, encode_parity
 
 log = logging.getLogger("s3lite.healer")
 
@@ -78,78 +75,29 @@ class _Rebuilder:
     indexes: list[int]
     limit: RateLimit
     send_batch: int
-    _hashers: dict[int, xxhash.xxh3_64] = attrs.field(init=False, factory=dict)
-    _stored: dict[int, int] = attrs.field(init=False, factory=dict)
-    _failed: dict[int, str] = attrs.field(init=False, factory=dict)
-    _aborted: bool = attrs.field(init=False, default=False)
+    _sender: PartSender = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        segment = self.segment
+        targets = {
+            index: PartTarget(
+                segment.parts[index].sector,
+                part_name(segment.upload_id, segment.number, index),
+                self._expected(index),
+            )
+            for index in self.indexes
+        }
+        why = f"rebuild of {segment.upload_id} abandoned"
+        self._sender = PartSender(self.context.orchestrator, self.view, targets, why)
 
     async def run(self, avoid: Mapping[int, str]) -> Rebuilt:
-        self._hashers = {index: xxhash.xxh3_64() for index in self.indexes}
-        senders: dict[int, list[MemoryObjectSendStream[bytes]]] = {}
-        try:
-            with single_error():
-                async with anyio.create_task_group() as group:
-                    senders = {index: self._start(group, index) for index in self.indexes}
-                    try:
-                        await self._deal(avoid, senders)
-                    except BaseException:
-                        self._aborted = True
-                        raise
-                    finally:
-                        _close(senders)
-        finally:
-            _close(senders)
+        await self._sender.run(lambda: self._deal(avoid))
         return await self._outcome()
-
-    def _start(self, group: anyio.abc.TaskGroup, index: int) -> list[MemoryObjectSendStream[bytes]]:
-        sector = self.segment.parts[index].sector
-        name = part_name(self.segment.upload_id, self.segment.number, index)
-        length = self._expected(index)
-        senders = []
-        for number, node_id in enumerate(self.view.write_owners(sector)):
-            send, receive = anyio.create_memory_object_stream[bytes](PART_QUEUE)
-            group.start_soon(self._put, node_id, sector, name, index, length, receive, number == 0)
-            senders.append(send)
-        return senders
 
     def _expected(self, index: int) -> int:
         return self.segment.layout.part_length(index if index < DATA_UNITS else 0)
 
-    async def _put(
-        self,
-        node_id: str,
-        sector: int,
-        name: str,
-        index: int,
-        length: int,
-        receive: MemoryObjectReceiveStream[bytes],
-        primary: bool,
-    ) -> None:
-        with anyio.CancelScope(shield=True), receive:
-            try:
-                stat = await self.context.orchestrator.client(node_id).put_part(
-                    sector, name, self._body(receive), length=length
-                )
-            except UploadAborted:
-                return
-            except S3liteError as exc:
-                async for _ in receive:
-                    pass
-                if primary:
-                    self._failed[index] = f"writing to {node_id} failed: {exc}"
-                else:
-                    self.context.orchestrator.note_dual_write_failure(node_id, exc)
-                return
-        if primary:
-            self._stored[index] = stat.length
-
-    def _body(self, receive: MemoryObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:
-        why = f"rebuild of {self.segment.upload_id} abandoned"
-        return held_back(receive, lambda: self._aborted, why)
-
-    async def _deal(
-        self, avoid: Mapping[int, str], senders: dict[int, list[MemoryObjectSendStream[bytes]]]
-    ) -> None:
+    async def _deal(self, avoid: Mapping[int, str]) -> None:
         segment = self.segment
         unit = segment.stripe_unit
         group_bytes = max(1, self.send_batch // unit) * unit * DATA_UNITS
@@ -171,10 +119,8 @@ class _Rebuilder:
                 batch = batches[index]
                 if not batch:
                     continue
-                self._hashers[index].update(batch)
                 await self.limit.take(len(batch))
-                for sender in senders[index]:
-                    await sender.send(batch)
+                await self._sender.send(index, batch)
 
         if segment.size == 0:
             return
@@ -193,13 +139,17 @@ class _Rebuilder:
             await fetch.aclose()
 
     async def _outcome(self) -> Rebuilt:
+        failed = {
+            index: f"writing to {node_id} failed: {exc}"
+            for index, (node_id, exc) in self._sender.failed.items()
+        }
         records: dict[int, PartRecord] = {}
         wrong: dict[int, str] = {}
         for index in self.indexes:
-            if index in self._failed:
+            if index in failed:
                 continue
             recorded = self.segment.parts[index]
-            length, checksum = self._stored.get(index), self._hashers[index].intdigest()
+            length, checksum = self._sender.stored.get(index), self._sender.checksum(index)
             if length != self._expected(index):
                 wrong[index] = f"{length} bytes stored, {self._expected(index)} expected"
             elif checksum != recorded.checksum and not _new_parity(recorded):
@@ -208,7 +158,7 @@ class _Rebuilder:
                 records[index] = attrs.evolve(recorded, checksum=checksum, missing=False)
         if wrong:
             await self._delete(wrong)
-        return Rebuilt(records, {**self._failed, **wrong})
+        return Rebuilt(records, {**failed, **wrong})
 
     async def _delete(self, indexes: Collection[int]) -> None:
         """Take back parts that came out wrong (never left where a read could use them)."""
@@ -236,9 +186,3 @@ def _new_parity(record: PartRecord) -> bool:
     the healer added has none recorded yet; one an upload failed to store has the
     right one, and the code gives the same bytes)."""
     return record.index >= DATA_UNITS and record.missing
-
-
-def _close(senders: Mapping[int, list[MemoryObjectSendStream[bytes]]]) -> None:
-    for destinations in senders.values():
-        for sender in destinations:
-            sender.close()

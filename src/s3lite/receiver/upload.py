@@ -15,18 +15,13 @@ with zeros to the length of batch 0 (the spec's padding of the last row). Memory
 one group being gathered plus the channels (``PART_QUEUE`` batches of ``SEND_BATCH``
 bytes per destination, fewer when batches are larger).
 
-Every part writer streams straight into ``NodeClient.put_part``; a part whose sector
-is moving is written to the donor and to the new node at once (dual write).
-
-A writer whose node fails (unreachable, timed out, out of space) does not fail the
-upload while six parts can still be stored: it drains its channel and the part is
-recorded ``missing`` (manifest.py), with the length and checksum it should have, for
-the healer. Once more parts failed than the segment has parity parts, the upload is
-abandoned at once. Abandoning never leaves a part behind on a node that answers:
-every writer's body is ended with :class:`UploadAborted` (so its node discards what
-it got), and every writer's ``put_part`` is waited for (bounded) before the caller
-deletes the parts; cancelling a writer instead could let a node commit a body it had
-received in full after the delete.
+The parts are streamed to their nodes by a PartSender (part_sender.py: one writer per
+node routing names for the part, dual writes included, and abandoning that leaves
+nothing behind). A part whose node fails (unreachable, timed out, out of space) does
+not fail the upload while six parts can still be stored: the part is recorded
+``missing`` (manifest.py), with the length and checksum it should have, for the
+healer. Once more parts failed than the segment has parity parts, the upload is
+abandoned at once.
 
 If a segment's size is not declared, up to six stripe units are read ahead: a body
 that ends within them is small, and gets a stripe unit of ``ceil(size / 6)`` so that
@@ -35,15 +30,12 @@ all six parts carry data, as a body of declared size does.
 
 from __future__ import annotations
 
-import functools
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 import anyio
 import anyio.to_thread
 import attrs
-import xxhash
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..erasure import DATA_UNITS, Codec, codec
 from ..errors import (
@@ -55,15 +47,11 @@ from ..errors import (
 )
 from ..orchestrator import Orchestrator, RoutingView, part_name
 from ..orchestrator.placement import place_parts, segment_parity
-from ..streams import single_error
-from ..transport.base import PartStat
 from .checksums import Digester
 from .healing import HealQueue, HealReason
 from .manifest import STANDARD, PartRecord, Segment
+from .part_sender import PART_QUEUE, PartSender, PartTarget
 from .striping import Layout, pieces, unit_for
-
-PART_QUEUE = 4
-"""Batches buffered per destination node before the reader of the body waits."""
 
 SEND_BATCH = 256 * 1024
 """Pieces of one part are gathered up to about this many bytes before they are sent
@@ -77,15 +65,6 @@ HASH_BATCH = 1 << 20
 INLINE_ENCODE = 64 * 1024
 """Groups whose batches are at most this long are encoded on the event loop: the code
 takes microseconds there, less than a hop to a worker thread."""
-
-ABORT_GRACE = 30.0
-"""Longest an abandoned upload waits for its writers' nodes to answer (each is bounded
-by the transport's own timeouts well before this) before it stops waiting."""
-
-
-class UploadAborted(S3liteError):
-    """Ends the body of a part whose upload was abandoned, so its node keeps nothing;
-    never reaches a caller of the object API."""
 
 
 @attrs.frozen
@@ -211,13 +190,24 @@ class SegmentWriter:
     send_batch: int = attrs.field(kw_only=True, default=SEND_BATCH)
     """Bytes per part a group of rows gathers (SEND_BATCH; tests make it small)."""
     size: int = attrs.field(init=False, default=0)
-    _hashers: list[xxhash.xxh3_64] = attrs.field(init=False, factory=list)
-    _stored: dict[int, int] = attrs.field(init=False, factory=dict)
-    _failed: dict[int, tuple[str, S3liteError]] = attrs.field(init=False, factory=dict)
-    """Part index -> (node, error) of the writers whose node failed."""
-    _aborted: bool = attrs.field(init=False, default=False)
-    _writers: list[anyio.CancelScope] = attrs.field(init=False, factory=list)
+    _sender: PartSender = attrs.field(init=False)
     _dealing: anyio.CancelScope = attrs.field(init=False, factory=anyio.CancelScope)
+
+    def __attrs_post_init__(self) -> None:
+        targets = {
+            index: PartTarget(
+                sector, part_name(self.upload_id, self.number, index), self._length(index)
+            )
+            for index, sector in enumerate(self.sectors)
+        }
+        self._sender = PartSender(
+            self.orchestrator,
+            self.view,
+            targets,
+            f"upload {self.upload_id} was abandoned",
+            depth=max(1, PART_QUEUE * self.send_batch // self._batch_size),
+            on_failure=self._part_failed,
+        )
 
     @property
     def parity(self) -> int:
@@ -226,61 +216,43 @@ class SegmentWriter:
     @property
     def failed_nodes(self) -> dict[int, str]:
         """Part index -> node, for the parts recorded missing."""
-        return {index: node for index, (node, _) in self._failed.items()}
+        return {index: node for index, (node, _) in self._sender.failed.items()}
 
     async def write(self, chunks: AsyncIterable[bytes], declared: int | None) -> Segment:
         """Store every byte of ``chunks``; raises BodyLengthMismatch (after the writers
         stop) if the total differs from ``declared``, and the first node failure when
         fewer than six parts could be stored. Whatever it raises, no writer is still
         running and no node keeps a part it was still receiving."""
-        self._hashers = [xxhash.xxh3_64() for _ in self.sectors]
-        senders: list[list[MemoryObjectSendStream[bytes]]] = []
-        try:
-            with single_error():
-                async with anyio.create_task_group() as group:
-                    senders = [self._start_part(group, i) for i in range(len(self.sectors))]
-                    try:
-                        await self._deal_or_stop(chunks, declared, senders)
-                    except BaseException:
-                        self._abort()
-                        raise
-                    finally:
-                        _close(senders)  # the end of every part: clean unless aborted
-        finally:
-            _close(senders)
-        if len(self._stored) < DATA_UNITS:
+        await self._sender.run(lambda: self._deal_or_stop(chunks, declared))
+        if len(self._sender.stored) < DATA_UNITS:
             raise self._too_few_parts()
         return self._segment()
 
-    async def _deal_or_stop(
-        self,
-        chunks: AsyncIterable[bytes],
-        declared: int | None,
-        senders: list[list[MemoryObjectSendStream[bytes]]],
-    ) -> None:
-        """Deal the body, unless too many writers fail first (they cancel the deal)."""
+    async def _deal_or_stop(self, chunks: AsyncIterable[bytes], declared: int | None) -> None:
+        """Deal the body, unless too many parts fail first (they cancel the deal)."""
         with self._dealing:
             async with anyio.create_task_group() as group:
                 hasher = OrderedHasher(self.digester, group)
-                await self._deal(chunks, declared, senders, hasher)
+                await self._deal(chunks, declared, hasher)
                 await hasher.finish()
         if self._dealing.cancelled_caught:
             raise self._too_few_parts()
 
     def _segment(self) -> Segment:
         layout = Layout(self.size, self.unit, DATA_UNITS)
+        stored, failed = self._sender.stored, self._sender.failed
         records = []
         for index, sector in enumerate(self.sectors):
             # a parity part is as long as data part 0 (each row's parity unit is as
             # long as the row's unit 0)
             expected = layout.part_length(index if index < DATA_UNITS else 0)
-            missing = index in self._failed
-            if not missing and self._stored.get(index) != expected:
+            missing = index in failed
+            if not missing and stored.get(index) != expected:
                 raise DataLoss(
                     f"part {index} of upload {self.upload_id}: a node stored "
-                    f"{self._stored.get(index)} bytes, {expected} were sent"
+                    f"{stored.get(index)} bytes, {expected} were sent"
                 )
-            checksum = self._hashers[index].intdigest()
+            checksum = self._sender.checksum(index)
             records.append(PartRecord(index, sector, expected, checksum, missing))
         return Segment(
             self.number,
@@ -295,36 +267,19 @@ class SegmentWriter:
     def _too_few_parts(self) -> S3liteError:
         """The error of an upload that could not store six parts: DiskFull (507) if
         every failure was a full node, else PartsUnavailable (503) naming the nodes."""
-        errors = [error for _, error in self._failed.values()]
+        failures = self._sender.failed.values()
+        errors = [error for _, error in failures]
         if errors and all(isinstance(error, DiskFull) for error in errors):
             return errors[0]
-        nodes = sorted({node for node, _ in self._failed.values()})
-        reasons = "; ".join(str(error) for _, error in self._failed.values())
+        nodes = sorted({node for node, _ in failures})
+        reasons = "; ".join(str(error) for _, error in failures)
         return PartsUnavailable(
             nodes, f"fewer than {DATA_UNITS} parts of the upload could be stored ({reasons})"
         )
 
-    def _abort(self) -> None:
-        """Abandon the upload: every body still open ends with UploadAborted (once
-        the senders are closed), and no writer waits longer than ABORT_GRACE."""
-        self._aborted = True
-        deadline = anyio.current_time() + ABORT_GRACE
-        for scope in self._writers:
-            scope.deadline = min(scope.deadline, deadline)
-
-    def _start_part(
-        self, group: anyio.abc.TaskGroup, index: int
-    ) -> list[MemoryObjectSendStream[bytes]]:
-        sector = self.sectors[index]
-        name = part_name(self.upload_id, self.number, index)
-        senders = []
-        depth = max(1, PART_QUEUE * self.send_batch // self._batch_size)
-        for number, node_id in enumerate(self.view.write_owners(sector)):
-            send, receive = anyio.create_memory_object_stream[bytes](depth)
-            put = functools.partial(self._put, primary=number == 0)
-            group.start_soon(put, node_id, sector, name, index, receive)
-            senders.append(send)
-        return senders
+    def _part_failed(self) -> None:
+        if len(self._sender.failed) > self.parity:
+            self._dealing.cancel()  # six parts can no longer be stored: stop now
 
     def _length(self, index: int) -> int | None:
         """Part ``index``'s length, when the segment's size is known in advance."""
@@ -341,72 +296,8 @@ class SegmentWriter:
     def _batch_size(self) -> int:
         return self._group_rows * self.unit
 
-    def _body(self, receive: MemoryObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:
-        return held_back(receive, lambda: self._aborted, f"upload {self.upload_id} was abandoned")
-
-    async def _put(
-        self,
-        node_id: str,
-        sector: int,
-        name: str,
-        index: int,
-        receive: MemoryObjectReceiveStream[bytes],
-        *,
-        primary: bool,
-    ) -> None:
-        """Write the part to a node routing names for it. The node that serves the
-        sector (``primary``) counts: a failure records the part missing. A node
-        joining with the sector is best effort: the donor's copy is the one that
-        counts until the switch, so a failure there only tells the orchestrator to
-        copy the sector again."""
-        outcome = await self._send(node_id, sector, name, index, receive)
-        if isinstance(outcome, S3liteError):
-            if primary:
-                self._part_failed(index, node_id, outcome)
-            else:
-                self.orchestrator.note_dual_write_failure(node_id, outcome)
-        elif outcome is not None and primary:
-            self._stored[index] = outcome.length
-
-    def _part_failed(self, index: int, node_id: str, error: S3liteError) -> None:
-        self._failed[index] = (node_id, error)
-        if len(self._failed) > self.parity:
-            self._dealing.cancel()  # six parts can no longer be stored: stop now
-
-    async def _send(
-        self,
-        node_id: str,
-        sector: int,
-        name: str,
-        index: int,
-        receive: MemoryObjectReceiveStream[bytes],
-    ) -> PartStat | S3liteError | None:
-        """Stream one part to one node: what it stored, why it failed (the rest of the
-        part is then drained, so the dealer never waits on a part nobody writes), or
-        None if the upload was abandoned. Shielded from cancellation (an abandoned
-        upload ends the body instead, see _abort), so this returns only once the node
-        has answered, given up or timed out."""
-        outcome: PartStat | S3liteError | None = None
-        with anyio.CancelScope(shield=True) as scope, receive:
-            self._writers.append(scope)
-            try:
-                outcome = await self.orchestrator.client(node_id).put_part(
-                    sector, name, self._body(receive), length=self._length(index)
-                )
-            except UploadAborted:
-                pass
-            except S3liteError as exc:
-                outcome = exc
-                async for _ in receive:
-                    pass
-        return outcome
-
     async def _deal(
-        self,
-        chunks: AsyncIterable[bytes],
-        declared: int | None,
-        senders: list[list[MemoryObjectSendStream[bytes]]],
-        hasher: OrderedHasher,
+        self, chunks: AsyncIterable[bytes], declared: int | None, hasher: OrderedHasher
     ) -> None:
         """Deal the body to the data parts, group by group, and send each group's
         parity once its data is out."""
@@ -417,10 +308,7 @@ class SegmentWriter:
         pending: list[list[bytes | memoryview]] = [[] for _ in range(DATA_UNITS)]
         batches: list[bytes] = [b""] * DATA_UNITS
 
-        async def send(index: int, batch: bytes) -> None:
-            self._hashers[index].update(batch)
-            for sender in senders[index]:
-                await sender.send(batch)
+        send = self._sender.send
 
         async def flush(index: int) -> None:
             gathered = pending[index]
@@ -461,24 +349,6 @@ class SegmentWriter:
                 if pending[index]:
                     await flush(index)
             await send_parity()
-
-
-async def held_back(
-    receive: MemoryObjectReceiveStream[bytes], aborted: Callable[[], bool], why: str
-) -> AsyncIterator[bytes]:
-    """A part's body: its batches, ending with UploadAborted(``why``) if ``aborted()``
-    once they are all in. The last batch is held back until the body is known to end
-    well: a node that had every byte could commit the part (its length is known to
-    it) even though the write was abandoned after. (The healer's rebuild too.)"""
-    held: bytes | None = None
-    async for batch in receive:
-        if held is not None:
-            yield held
-        held = batch
-    if aborted():
-        raise UploadAborted(why)
-    if held is not None:
-        yield held
 
 
 class OrderedHasher:
@@ -530,9 +400,3 @@ async def encode_parity(codec: Codec, batches: list[bytes]) -> list[bytes]:
     if length <= INLINE_ENCODE:
         return codec.encode(padded)
     return await anyio.to_thread.run_sync(codec.encode, padded)
-
-
-def _close(senders: list[list[MemoryObjectSendStream[bytes]]]) -> None:
-    for destinations in senders:
-        for sender in destinations:
-            sender.close()
