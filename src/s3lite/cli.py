@@ -42,6 +42,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from . import cli_admin
 from .asgi import App
@@ -270,21 +271,25 @@ def _quiet_broken_pipe() -> Iterator[None]:
         os.close(devnull)
 
 
+def _cluster_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The cluster options ``serve`` and ``gateway`` share, from their flags."""
+    return {
+        "policy": args.policy,
+        "stripe_unit": args.stripe_unit,
+        "parity": args.parity,
+        "probe_interval": args.probe_interval,
+        "metrics": GatewayMetrics(process=True),
+        "multipart_ttl": args.multipart_ttl,
+        "heal_rate": args.heal_rate,
+        "scrub_rate": args.scrub_rate,
+    }
+
+
 async def _serve(args: argparse.Namespace) -> None:
     sock = bind(*parse_listen(args.listen))
     metrics_sock = bind(*parse_listen(args.metrics_listen)) if args.metrics_listen else None
     async with LocalCluster(
-        args.data_dir,
-        args.nodes,
-        policy=args.policy,
-        stripe_unit=args.stripe_unit,
-        parity=args.parity,
-        root_key=root_from_env(),
-        probe_interval=args.probe_interval,
-        metrics=GatewayMetrics(process=True),
-        multipart_ttl=args.multipart_ttl,
-        heal_rate=args.heal_rate,
-        scrub_rate=args.scrub_rate,
+        args.data_dir, args.nodes, root_key=root_from_env(), **_cluster_options(args)
     ) as cluster:
         app = _app(cluster, args.domain, args.region)
         url = url_of(sock)
@@ -383,15 +388,8 @@ async def _gateway(args: argparse.Namespace) -> None:
         args.data_dir,
         HttpTransport(secret=_cluster_secret("gateway")),
         args.node,
-        policy=args.policy,
-        stripe_unit=args.stripe_unit,
-        parity=args.parity,
         root=root_from_env(),
-        probe_interval=args.probe_interval,
-        metrics=GatewayMetrics(process=True),
-        multipart_ttl=args.multipart_ttl,
-        heal_rate=args.heal_rate,
-        scrub_rate=args.scrub_rate,
+        **_cluster_options(args),
     )
     async with cluster:
         known = {info.address for info in cluster.orchestrator.topology.nodes}
