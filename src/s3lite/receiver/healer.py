@@ -49,6 +49,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import anyio
+import attrs
 
 from ..erasure import DATA_UNITS
 from ..errors import NotEnoughNodes, S3liteError
@@ -101,6 +102,16 @@ failed while writing), lost (fewer than six parts left), gone (deleted)."""
 
 START: tuple[str, int] = ("", -1)
 """A scan position before every segment."""
+
+
+@attrs.frozen
+class Healed:
+    """What one heal of a segment did: its outcome, and what it wrote back (so a
+    pass counts its own rebuilds, not those of heals running beside it)."""
+
+    outcome: Outcome
+    bytes: int = 0
+    parts: int = 0
 
 
 class Healer:
@@ -191,6 +202,11 @@ class Healer:
         """Check one segment and repair what it needs (see the module doc). With
         ``node``, only the parts that node holds are checked (a replaced node's
         rebuild, ``s3lite heal --node``); missing and low-parity are handled anyway."""
+        return (await self.heal_one(upload_id, number, node=node)).outcome
+
+    async def heal_one(self, upload_id: str, number: int, *, node: str | None = None) -> Healed:
+        """:meth:`heal_segment`, saying what it wrote back too. Waits while another
+        heal of the segment runs, then for a free slot (``concurrency``)."""
         key = (upload_id, number)
         async with self._turns.hold(key), self._slots:
             found = await self.manifests.scan_segments((upload_id, number - 1), 1)
@@ -198,12 +214,13 @@ class Healer:
                 # deleted, or being deleted (its parts are the janitor's)
                 await self.heal.done(upload_id, number)
                 self.degraded.discard(key)
-                return "gone"
+                return Healed("gone")
             segment, storage_class = found[0]
             desired, wanted = self._desired_parity(segment, storage_class)
             checks = await self._inspect(segment, self.orchestrator.view, node)
             repair = plan_repair(segment, checks, desired)
-            outcome = await self._repair(segment, repair)
+            healed = await self._repair(segment, repair)
+            outcome = healed.outcome
             if outcome in ("whole", "repaired") and desired < wanted:
                 outcome = "waiting"  # less parity than it should have, for now
             if outcome in ("whole", "repaired"):
@@ -213,7 +230,7 @@ class Healer:
                 self.degraded.add(key)
                 self.heal.report(upload_id, number, _reason(repair), f"healer: {outcome}")
             self.metrics.degraded_segments.set(len(self.degraded))
-            return outcome
+            return attrs.evolve(healed, outcome=outcome)
 
     def _desired_parity(self, segment: Segment, storage_class: str) -> tuple[int, int]:
         """The parity the segment can be given now (its class's target, as far as the
@@ -257,24 +274,24 @@ class Healer:
                 group.start_soon(verify, part, owner)
         return checks
 
-    async def _repair(self, segment: Segment, repair: Repair) -> Outcome:
+    async def _repair(self, segment: Segment, repair: Repair) -> Healed:
         label = f"{segment.upload_id}/{segment.number}"
         if not repair.needed:
-            return "whole" if repair.whole else "waiting"
+            return Healed("whole" if repair.whole else "waiting")
         if not rebuildable(segment, repair):
             if len(segment.parts) - len(repair.rebuild) >= DATA_UNITS:
-                return "waiting"  # enough parts once their nodes are back
+                return Healed("waiting")  # enough parts once their nodes are back
             heal_action("rebuild", outcome="lost", segment=label,
                         unavailable=sorted(repair.rebuild | repair.unchecked))  # fmt: skip
             self.metrics.heal_actions.labels("rebuild", "lost").inc()
-            return "lost"
+            return Healed("lost")
         orchestrator = self.orchestrator
         with orchestrator.lease() as view:
             added: list[int] = []
             if repair.add:
                 reserved = await self._reserve(segment, repair.add, view)
                 if reserved is None:
-                    return "gone"
+                    return Healed("gone")
                 segment, added = reserved
             wanted = {
                 index
@@ -282,7 +299,7 @@ class Healer:
                 if orchestrator.liveness.is_up(view.read_owner(segment.parts[index].sector))
             }
             if not wanted:
-                return "waiting"
+                return Healed("waiting")
             avoid = dict.fromkeys(repair.rebuild | set(added), "being rebuilt")
             avoid.update(dict.fromkeys(repair.unchecked, "its node is down"))
             try:
@@ -293,14 +310,14 @@ class Healer:
             except S3liteError as exc:
                 heal_action("rebuild", outcome="failed", segment=label, error=str(exc))
                 self.metrics.heal_actions.labels("rebuild", "failed").inc()
-                return "waiting"
+                return Healed("waiting")
             stored = await self.manifests.mark_stored(segment, list(rebuilt.records.values()))
             if not stored:
                 sectors = {index: r.sector for index, r in rebuilt.records.items()}
                 await take_back(orchestrator, view, segment, sectors)
                 heal_action("rebuild", outcome="dropped", segment=label,
                             detail="the object was deleted meanwhile")  # fmt: skip
-                return "gone"
+                return Healed("gone")
         for index, record in sorted(rebuilt.records.items()):
             node = view.read_owner(record.sector)
             action = "reprotect" if index in added else "rebuild"
@@ -316,7 +333,8 @@ class Healer:
         if self.progress is not None and not self.progress.finished:
             self.progress.advance(bytes=rebuilt.bytes)
         done = not rebuilt.failed and len(wanted) == len(repair.rebuild | set(added))
-        return "repaired" if done and not repair.unchecked else "waiting"
+        outcome = "repaired" if done and not repair.unchecked else "waiting"
+        return Healed(outcome, rebuilt.bytes, len(rebuilt.records))
 
     async def _reserve(
         self, segment: Segment, count: int, view: RoutingView
@@ -352,12 +370,12 @@ class Healer:
     async def heal_each(
         self,
         keys: AsyncGenerator[SegmentKey],
-        healed: Callable[[SegmentKey, Outcome], None],
+        healed: Callable[[SegmentKey, Healed], None],
         *,
         node: str | None = None,
     ) -> None:
-        """Heal the segments ``keys`` yields (:meth:`heal_segment`), up to
-        ``concurrency`` at once, calling ``healed`` with each one's outcome as it
+        """Heal the segments ``keys`` yields (:meth:`heal_one`), up to
+        ``concurrency`` at once, calling ``healed`` with what each one did as it
         ends; returns once every one has. ``keys`` is drawn only as room frees up, so
         a caller scanning the store reads ahead by at most ``concurrency`` segments.
         The first failure cancels the others and is raised."""
@@ -365,7 +383,7 @@ class Healer:
 
         async def one(key: SegmentKey) -> None:
             try:
-                healed(key, await self.heal_segment(*key, node=node))
+                healed(key, await self.heal_one(*key, node=node))
             finally:
                 room.release()
 
@@ -380,8 +398,12 @@ class Healer:
     async def process_queue(self) -> collections.Counter[Outcome]:
         """Heal every segment in the heal queue once; returns the outcomes (whole,
         repaired, gone: out of the queue; waiting, lost: still in it)."""
-        await self.heal.flush()
         outcomes: collections.Counter[Outcome] = collections.Counter()
+        await self._heal_queue(lambda _, healed: outcomes.update([healed.outcome]))
+        return outcomes
+
+    async def _heal_queue(self, healed: Callable[[SegmentKey, Healed], None]) -> None:
+        await self.heal.flush()
         seen: set[SegmentKey] = set()
 
         async def queued() -> AsyncGenerator[SegmentKey]:
@@ -398,11 +420,7 @@ class Healer:
                         seen.add(key)
                         yield key
 
-        def healed(_: SegmentKey, outcome: Outcome) -> None:
-            outcomes[outcome] += 1
-
         await self.heal_each(queued(), healed)
-        return outcomes
 
     async def rebuild_replaced(self) -> list[str]:
         """Rebuild every node that came back empty; returns the nodes whose rebuild
@@ -466,13 +484,17 @@ class Healer:
         progress = self.progress = Progress("heal" if node is None else f"heal {node}", log=log)
         progress.listeners = self.progress_listeners
         counts = dict.fromkeys(("segments", "whole", "repaired", "waiting", "lost", "gone"), 0)
-        bytes_before, parts_before = self.rebuilt_bytes, self.rebuilt_parts
+        rebuilt = collections.Counter[str]()
+
+        def from_queue(_: SegmentKey, healed: Healed) -> None:
+            if healed.outcome in ("repaired", "lost", "gone"):  # the others: looked at again
+                counts[healed.outcome] += 1
+            rebuilt.update(bytes=healed.bytes, parts=healed.parts)
+
         try:
             await self.orchestrator.probe()  # a node just restarted is used at once
             progress.step("queue", queued=await self.heal.size())
-            queued = await self.process_queue()
-            for outcome in ("repaired", "lost", "gone"):  # the others are looked at again
-                counts[outcome] += queued[outcome]
+            await self._heal_queue(from_queue)
             _, total = await self.manifests.scan_position(START)
             progress.step("scan", segments=total, **({} if node is None else {"node": node}))
             progress.set_totals(items=total)
@@ -487,19 +509,20 @@ class Healer:
                         else:
                             progress.advance(items=1)
 
-            def healed(_: SegmentKey, outcome: Outcome) -> None:
-                counts[outcome] += 1
+            def scanned(_: SegmentKey, healed: Healed) -> None:
+                counts[healed.outcome] += 1
                 counts["segments"] += 1
+                rebuilt.update(bytes=healed.bytes, parts=healed.parts)
                 progress.advance(items=1)
 
-            await self.heal_each(segments(), healed, node=node)
+            await self.heal_each(segments(), scanned, node=node)
         except BaseException as exc:
             progress.fail(exc)
             raise
         finally:
             await self.save()
-        counts["rebuilt_bytes"] = self.rebuilt_bytes - bytes_before
-        counts["rebuilt_parts"] = self.rebuilt_parts - parts_before
+        counts["rebuilt_bytes"] = rebuilt["bytes"]
+        counts["rebuilt_parts"] = rebuilt["parts"]
         if node is not None:
             await self._clear_replaced(node, counts)
         progress.finish(**counts)
