@@ -1,12 +1,13 @@
 """The healer: one background worker that brings every segment back to whole.
 
 It works segment by segment (:meth:`Healer.heal_segment`), several segments at once
-(:data:`HEAL_CONCURRENCY`, never two heals of one segment at a time): ask each part's node to
-verify it (``verify_parts``: length and xxh3 computed on the node, so checking ships
-no bytes to the gateway; a damaged file is quarantined by its node), compare with the
-manifest's records, and decide (heal_plan.plan_repair) what to rebuild and how many
-parity parts to add. Then, holding the routing lease as an upload does (so a join in
-flight waits, and every write reaches both ends of a moving sector):
+(:data:`HEAL_CONCURRENCY` over every source of work, never two heals of one segment
+at a time: heal_turns.py): ask each part's node to verify it (``verify_parts``:
+length and xxh3 computed on the node, so checking ships no bytes to the gateway; a
+damaged file is quarantined by its node), compare with the manifest's records, and
+decide (heal_plan.plan_repair) what to rebuild and how many parity parts to add.
+Then, holding the routing lease as an upload does (so a join in flight waits, and
+every write reaches both ends of a moving sector):
 
 * new parity parts are placed on nodes holding no other part of the segment in every
   ring of the routing (invariant 1), and recorded ``missing`` with the segment's new
@@ -88,11 +89,13 @@ parts, a decode and a write, each waiting on nodes in turn; several at once keep
 nodes and the gateway's core busy. Measured with ``python -m benchmarks healing`` (a
 wiped node of 1 GiB rebuilt, 8 node processes on a 2-core machine): MEASURED.
 
-Memory is bounded by this many rebuilds at once, each holding what rebuild.py holds
-for one segment whatever its size: one group of rows (six stripe units of at least
-``SEND_BATCH`` bytes each: 1.5 MiB, or 6 MiB with 1 MiB stripe units), its parity,
-and up to ``PART_QUEUE`` batches per part written on each write channel, plus the
-read's buffers; a heal that is only verifying holds next to nothing."""
+Memory is bounded by this many rebuilds at once, whatever the segments' sizes, each
+holding what rebuild.py holds for one segment: a group of rows (six stripe units of
+at least ``SEND_BATCH`` bytes: 1.5 MiB, 6 MiB with the default 1 MiB unit) as read,
+as copied out and as dealt into parts, its parity, and up to ``PART_QUEUE`` batches
+(a unit's worth each) per part written on each of its write channels, plus the
+read's buffers: about 25 MiB with 1 MiB units and one part written, so about
+100 MiB for four. A heal that only verifies holds next to nothing."""
 RETRY = 300.0
 """Seconds after which the worker looks at the queue again even if nothing changed."""
 
