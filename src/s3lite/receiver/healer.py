@@ -84,18 +84,25 @@ QUEUE_BATCH = 100
 HEAL_CONCURRENCY = 4
 """Segments the healer heals at once, whoever asked (the queue, the scrub, passes).
 
-One segment's heal is latency-bound: a round of verify calls, then a read of six
-parts, a decode and a write, each waiting on nodes in turn; several at once keep the
-nodes and the gateway's core busy. Measured with ``python -m benchmarks healing`` (a
-wiped node of 1 GiB rebuilt, 8 node processes on a 2-core machine): MEASURED.
+One segment's heal waits on nodes in turn (a round of verify calls, then a read of
+six parts, a decode and a write), so several at once keep the nodes and the gateway
+busy. Measured with ``python -m benchmarks healing`` (8 node processes and the
+gateway on a shared 2-core machine, 2026-11-27), MB/s written back:
+
+* a wiped node of 256 MiB (64 MiB objects), two runs each: 1: 23, 20; 2: 23, 31;
+  4: 28, 27; 8: 26, 25 (the gateway's core is the limit: more than 4 only adds
+  memory);
+* 1 GiB (64 MiB objects), back to back: 1: 26, 19; 4: 32, 28;
+* 64 MiB of 2 MiB objects (where round trips weigh most): 1: 9; 4: 12; 8: 14.
 
 Memory is bounded by this many rebuilds at once, whatever the segments' sizes, each
 holding what rebuild.py holds for one segment: a group of rows (six stripe units of
 at least ``SEND_BATCH`` bytes: 1.5 MiB, 6 MiB with the default 1 MiB unit) as read,
-as copied out and as dealt into parts, its parity, and up to ``PART_QUEUE`` batches
-(a unit's worth each) per part written on each of its write channels, plus the
-read's buffers: about 25 MiB with 1 MiB units and one part written, so about
-100 MiB for four. A heal that only verifies holds next to nothing."""
+as copied out and as dealt into parts, its parity, up to ``PART_QUEUE`` batches (a
+unit's worth each) per part written on each of its write channels, and the read's
+buffers. Measured: the benchmark gateway's peak resident memory is 110-115 MiB with
+1 (uploads included), 200-260 MiB with 4 (64 MiB segments, 1 MiB units): about
+35-45 MiB per rebuild. A heal that only verifies holds next to nothing."""
 RETRY = 300.0
 """Seconds after which the worker looks at the queue again even if nothing changed."""
 
