@@ -1,9 +1,11 @@
 """Helpers the receiver and cluster tests share: reading objects whole, streaming
 bodies, finding and damaging part files on the nodes of a LocalCluster, checking
-invariant 1 and the bytes manifests reference, and making manifest rows by hand."""
+invariant 1 and the bytes manifests reference, making manifest rows by hand, and
+the small clusters and objects the healer's tests work on."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +13,27 @@ from s3lite import LocalCluster, NodeUnavailable
 from s3lite.orchestrator import part_name
 from s3lite.receiver import Manifest, ObjectInfo, PartRecord, Segment, SqliteManifestStore
 from s3lite.storager.partfile import HEADER_SIZE, Header
+from tests.s3sign import ROOT_ACCESS, ROOT_SECRET
+
+HEALER_UNIT = 4096
+"""The stripe unit of healer_cluster (small objects still have several rows)."""
+
+
+def healer_cluster(root: Path, nodes: int = 8) -> LocalCluster:
+    """A cluster whose healer runs only when a test asks (no janitor, no probes, no
+    rate limit)."""
+    return LocalCluster(
+        root, nodes=nodes, stripe_unit=HEALER_UNIT, janitor_interval=None, fsync=False,
+        root_key=(ROOT_ACCESS, ROOT_SECRET), probe_interval=None, heal_rate=None,
+    )  # fmt: skip
+
+
+async def put_some(cluster: LocalCluster, count: int = 4, prefix: str = "obj") -> dict[str, bytes]:
+    """``count`` objects of distinct sizes (30 kB and up), random bytes."""
+    objects = {f"{prefix}-{n}": os.urandom(30_000 + 17_011 * n) for n in range(count)}
+    for key, data in objects.items():
+        await cluster.receiver.put_object(key, data)
+    return objects
 
 
 async def read_all(

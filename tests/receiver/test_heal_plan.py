@@ -1,11 +1,16 @@
-"""The healer's pure parts: what a segment needs (plan_repair), the rate limit, and
-the code property that lets parity be raised in place (parity unit i is the same
-whatever the number of parity units)."""
+"""The healer's pure parts: what a segment needs (plan_repair), the rate limit (also
+shared by concurrent writers, in virtual time), and the code property that lets
+parity be raised in place (parity unit i is the same whatever the number of parity
+units)."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 
+import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -84,6 +89,92 @@ def test_the_rate_limit_is_reached_when_writing_flat_out() -> None:
     for _ in range(100):
         now[0] += limit.delay(100)
     assert now[0] == pytest.approx((100 * 100 - 1000) / 1000)
+
+
+class VirtualTime:
+    """A clock for ``writers`` concurrent tasks that moves only when every one of them
+    is asleep (or done), straight to the earliest wake-up: sleeping costs no real
+    time, and the order of wake-ups is exactly what the waits say."""
+
+    def __init__(self, writers: int) -> None:
+        self.now = 0.0
+        self._awake = writers
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._order = itertools.count()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        woken = anyio.Event()
+        heapq.heappush(self._sleepers, (self.now + seconds, next(self._order), woken))
+        self._awake -= 1
+        self._advance()
+        await woken.wait()
+
+    def done(self) -> None:
+        self._awake -= 1
+        self._advance()
+
+    def _advance(self) -> None:
+        if not self._awake and self._sleepers:
+            wake, _, woken = heapq.heappop(self._sleepers)
+            self.now = max(self.now, wake)
+            self._awake += 1
+            woken.set()
+
+
+async def write_concurrently(
+    rate: int, plans: list[list[tuple[int, float]]]
+) -> tuple[VirtualTime, list[tuple[float, int]]]:
+    """One writer per plan, each pausing then taking ``size`` bytes from one shared
+    bucket, step after step; returns the clock and (virtual time, size) of every
+    write let through."""
+    time = VirtualTime(len(plans))
+    limit = RateLimit(rate, clock=time.clock, sleep=time.sleep)
+    released: list[tuple[float, int]] = []
+
+    async def writer(plan: list[tuple[int, float]]) -> None:
+        for size, pause in plan:
+            if pause:
+                await time.sleep(pause)
+            await limit.take(size)
+            released.append((time.now, size))
+            await anyio.lowlevel.checkpoint()  # let the others interleave
+        time.done()
+
+    async with anyio.create_task_group() as group:
+        for plan in plans:
+            group.start_soon(writer, plan)
+    return time, released
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rate=st.integers(1, 10_000),
+    plans=st.lists(
+        st.lists(st.tuples(st.integers(0, 50_000), st.floats(0, 3)), max_size=12),
+        min_size=2,
+        max_size=6,
+    ),
+)
+def test_concurrent_writers_share_one_bucket_within_rate_times_time_plus_a_burst(
+    rate: int, plans: list[list[tuple[int, float]]]
+) -> None:
+    _, released = anyio.run(write_concurrently, rate, plans)
+    sent = 0
+    for at, size in sorted(released):
+        sent += size
+        assert sent <= rate * at + rate + 1e-6 * max(1, sent)
+    assert len(released) == sum(map(len, plans))
+
+
+def test_concurrent_writers_flat_out_reach_the_rate_together_not_each() -> None:
+    """Four writers of 25 x 100 bytes at 1000 B/s: 10,000 bytes take 9 s after the
+    one-second burst, as one writer's would (four buckets would take 1.5 s)."""
+    time, released = anyio.run(write_concurrently, 1000, [[(100, 0.0)] * 25] * 4)
+    assert sum(size for _, size in released) == 10_000
+    assert time.now == pytest.approx((10_000 - 1000) / 1000)
 
 
 def test_a_rate_must_be_positive() -> None:

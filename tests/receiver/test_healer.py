@@ -21,37 +21,22 @@ from s3lite.storager import StorageNode
 from s3lite.transport.base import PartState
 from tests.receiver.helpers import (
     damage,
+    healer_cluster,
     manifest_of,
     owner_of,
     part_path,
+    put_some,
     read_all,
     unreferenced_parts,
 )
-from tests.s3sign import ROOT_ACCESS, ROOT_SECRET
 
 pytestmark = pytest.mark.anyio
-
-UNIT = 4096
-
-
-def local(root: Path, nodes: int = 8) -> LocalCluster:
-    return LocalCluster(
-        root, nodes=nodes, stripe_unit=UNIT, janitor_interval=None, fsync=False,
-        root_key=(ROOT_ACCESS, ROOT_SECRET), probe_interval=None, heal_rate=None,
-    )  # fmt: skip
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with local(tmp_path / "c") as opened:
+    async with healer_cluster(tmp_path / "c") as opened:
         yield opened
-
-
-async def put_some(cluster: LocalCluster, count: int = 4, prefix: str = "obj") -> dict[str, bytes]:
-    objects = {f"{prefix}-{n}": os.urandom(30_000 + 17_011 * n) for n in range(count)}
-    for key, data in objects.items():
-        await cluster.receiver.put_object(key, data)
-    return objects
 
 
 async def assert_whole(cluster: LocalCluster, objects: dict[str, bytes], parity: int) -> None:
@@ -130,7 +115,7 @@ async def test_segments_written_with_nodes_down_are_healed_once_they_are_back(
 
 
 async def test_joins_raise_every_object_to_the_target_parity(tmp_path: Path) -> None:
-    async with local(tmp_path / "c", nodes=6) as cluster:
+    async with healer_cluster(tmp_path / "c", nodes=6) as cluster:
         objects = await put_some(cluster, 5)
         await cluster.receiver.create_multipart("mp")  # an open upload's parts count too
         await cluster.add_node()
@@ -193,7 +178,7 @@ class DeletingLimit(RateLimit):
 
 
 async def test_an_object_deleted_while_it_is_rebuilt_leaves_no_part(tmp_path: Path) -> None:
-    async with local(tmp_path / "c", nodes=6) as cluster:
+    async with healer_cluster(tmp_path / "c", nodes=6) as cluster:
         data = os.urandom(200_000)
         await cluster.receiver.put_object("doomed", data)
         await cluster.add_node()
@@ -207,7 +192,7 @@ async def test_an_object_deleted_while_it_is_rebuilt_leaves_no_part(tmp_path: Pa
 
 
 async def test_the_scrub_goes_on_where_it_stopped_after_a_restart(tmp_path: Path) -> None:
-    async with local(tmp_path / "c") as cluster:
+    async with healer_cluster(tmp_path / "c") as cluster:
         objects = await put_some(cluster, 5)
         assert not await cluster.healer.scrub_step(batch=2)
         cursor = cluster.healer.scrub_cursor
@@ -217,7 +202,7 @@ async def test_the_scrub_goes_on_where_it_stopped_after_a_restart(tmp_path: Path
         later = [m for m in manifests if (m.upload_id, 0) > cursor]
         assert len(later) == 3
         part_path(cluster, later[0], 1).unlink()  # the scrub has yet to get there
-    async with local(tmp_path / "c") as cluster:
+    async with healer_cluster(tmp_path / "c") as cluster:
         assert cluster.healer.scrub_cursor == cursor
         assert await cluster.healer.scrub_step(batch=10)  # the rest: the pass ends
         assert cluster.healer.scrub_cursor == ("", -1)
@@ -243,7 +228,7 @@ async def test_a_missing_part_owned_by_a_down_node_waits(cluster: LocalCluster) 
 async def test_the_background_scrub_is_due_again_after_a_join_or_its_interval(
     tmp_path: Path,
 ) -> None:
-    async with local(tmp_path / "c", nodes=6) as cluster:
+    async with healer_cluster(tmp_path / "c", nodes=6) as cluster:
         healer = cluster.healer
         assert healer.scrub_due()  # never done
         await put_some(cluster, 2)
@@ -255,7 +240,7 @@ async def test_the_background_scrub_is_due_again_after_a_join_or_its_interval(
         assert not healer.scrub_due()
         healer.scrub_interval = 0.0
         assert healer.scrub_due()
-    async with local(tmp_path / "c") as cluster:  # the pass's end survives a restart
+    async with healer_cluster(tmp_path / "c") as cluster:  # the pass's end survives a restart
         assert cluster.healer.scrub_finished is not None
         assert not cluster.healer.scrub_due()
 

@@ -14,7 +14,7 @@ the disks and the network that serve clients.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 import attrs
@@ -99,6 +99,12 @@ class RateLimit:
     :meth:`delay` is the pure part (how long to wait before sending ``n`` bytes, the
     bytes then counted as sent); :meth:`take` waits that long. Over any stretch of
     time ``t``, the bytes let through are at most ``rate * t + burst``.
+
+    One bucket serves any number of concurrent writers (the healer rebuilds several
+    segments at once, all through ``self.limit``): :meth:`delay` reserves the bytes
+    at once, with no await between reading and updating the bucket, so each writer
+    waits for the bytes reserved before its own as well, and the bound holds for
+    their sum. ``sleep`` is how :meth:`take` waits (tests pass a virtual one).
     """
 
     def __init__(
@@ -107,12 +113,14 @@ class RateLimit:
         *,
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError(f"the heal rate must be > 0 bytes per second, got {rate}")
         self.rate = rate
         self.burst = burst if burst is not None else (rate or 0.0)
         self._clock = clock
+        self._sleep = sleep
         self._tokens = self.burst
         self._updated = clock()
 
@@ -131,4 +139,4 @@ class RateLimit:
         thing here that waits on time itself, not on an event)."""
         wait = self.delay(size)
         if wait > 0:
-            await anyio.sleep(wait)
+            await self._sleep(wait)
