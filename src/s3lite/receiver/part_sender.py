@@ -192,7 +192,7 @@ class PartSender:
         memoryviews; tests/receiver run the second, tests/test_service.py the first).
         The annotation is narrower only because storager/ declares it so; the cast
         goes once put_part says ``AsyncIterable[Buffer]`` everywhere."""
-        return cast(AsyncIterator[bytes], held_back(receive, lambda: self._aborted, self.why))
+        return cast("AsyncIterator[bytes]", held_back(receive, lambda: self._aborted, self.why))
 
 
 async def held_back(
