@@ -159,6 +159,46 @@ def test_any_buffer_is_read_in_place_and_left_unchanged() -> None:
     assert all(type(unit) is bytes for unit in rebuilt.values())
 
 
+def cut(unit: bytes, at: list[int]) -> list[bytes | memoryview]:
+    """``unit`` as consecutive pieces cut at ``at`` (memoryviews, as the dealer cuts)."""
+    view = memoryview(unit)
+    bounds = [0, *sorted({min(point, len(unit)) for point in at}), len(unit)]
+    return [view[start:end] for start, end in itertools.pairwise(bounds)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(stripe_rows(), st.data())
+def test_a_row_coded_from_pieces_is_the_row_joined_and_zero_padded(
+    row: tuple[int, list[bytes]], draw: st.DataObject
+) -> None:
+    # the dealer codes units cut anywhere by the client's chunks, and the last row's
+    # short units as if zero-padded: the parity must be that of the joined, padded row
+    parity, data = row
+    length = len(data[0])
+    shortened = [unit[: draw.draw(st.integers(0, length))] for unit in data[1:]]
+    units = [data[0], *shortened]
+    points = st.lists(st.integers(0, length), max_size=4)
+    pieces = [cut(unit, draw.draw(points)) for unit in units]
+    padded = [unit + bytes(length - len(unit)) for unit in units]
+    assert Codec(parity).encode_pieces(pieces, length) == Codec(parity).encode(padded)
+
+
+@pytest.mark.parametrize("parity", [1, 4])
+def test_pieces_across_coding_slices_and_a_short_last_unit(parity: int) -> None:
+    codec = Codec(parity)
+    length = 2 * ENCODE_SLICE + 12_345
+    data = [random.Random(index).randbytes(length) for index in range(DATA_UNITS)]
+    data[5] = data[5][: ENCODE_SLICE + 7]  # its padding spans more than one slice
+    points = [[ENCODE_SLICE - 1 + index, ENCODE_SLICE * 2 + index] for index in range(6)]
+    pieces = [cut(unit, at) for unit, at in zip(data, points, strict=True)]
+    padded = [unit + bytes(length - len(unit)) for unit in data]
+    assert codec.encode_pieces(pieces, length) == codec.encode(padded)
+    with pytest.raises(ValueError, match="longer than that"):
+        codec.encode_pieces(pieces, length - 1)
+    with pytest.raises(ValueError, match="6 data units"):
+        codec.encode_pieces(pieces[:5], length)
+
+
 def test_parity_zero_has_no_parity_and_needs_every_data_unit() -> None:
     codec = Codec(0)
     data = [bytes([index]) * 10 for index in range(DATA_UNITS)]

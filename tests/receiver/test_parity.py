@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Collection
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from s3lite import (
     NotEnoughNodes,
     PartsUnavailable,
 )
+from s3lite.erasure import Buffer
 from s3lite.receiver.healing import HealReason
+from s3lite.receiver.part_sender import PartSender
 from s3lite.storager import StorageNode
 from s3lite.transport.base import ByteStream, PartStat
 from tests.receiver.helpers import (
@@ -305,6 +307,48 @@ async def test_a_node_failing_mid_upload_is_recorded_missing(cluster: LocalClust
     assert not [name for node, _, name in await stored_part_names(cluster) if node == failing]
     assert await read_all(cluster, "k") == data
     assert await read_all(cluster, "k", 1000, 2000) == data[1000:2001]
+
+
+async def test_units_go_out_as_views_of_the_clients_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit cut across the client's chunks reaches its node as views of those chunks,
+    never a copy; the parity coded from the views rebuilds lost parts; and a node
+    failing mid-upload still costs only its own part, leaving nothing behind."""
+    sent: list[tuple[int, Sequence[Buffer]]] = []
+    send = PartSender.send
+
+    async def spy(self: PartSender, index: int, batch: Sequence[Buffer]) -> None:
+        sent.append((index, batch))
+        await send(self, index, batch)
+
+    monkeypatch.setattr(PartSender, "send", spy)
+    async with eight_nodes(tmp_path / "c", stripe_unit=64 << 10) as cluster:
+        failing = "node-4"
+        broken = FailsUpload(cluster.nodes[failing], NodeUnavailable(failing, "went away"))
+        cluster.transport.register(broken, broken.address)  # type: ignore[arg-type]
+        chunks = [os.urandom(100_000) for _ in range(20)]  # units straddle chunks
+
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+
+        data = b"".join(chunks)
+        await cluster.receiver.put_object("k", body(), len(data))  # sized: no read-ahead
+        manifest = await manifest_of(cluster, "k")
+        pieces = [piece for index, batch in sent if index < 6 for piece in batch]
+        owners = [piece.obj if isinstance(piece, memoryview) else piece for piece in pieces]
+        assert all(any(owner is chunk for chunk in chunks) for owner in owners)
+        assert any(isinstance(piece, memoryview) for piece in pieces)
+        assert sum(len(piece) for piece in pieces) == len(data)
+        assert [part.index for part in manifest.segments[0].parts if part.missing] == [
+            index for index in range(8) if owner_of(cluster, manifest, index) == failing
+        ]
+        assert not [name for node, _, name in await stored_part_names(cluster) if node == failing]
+        assert await read_all(cluster, "k") == data
+        lost = next(i for i in range(6) if owner_of(cluster, manifest, i) != failing)
+        part_path(cluster, manifest, lost).unlink()  # two parts gone: parity rebuilds them
+        assert await read_all(cluster, "k") == data
 
 
 @pytest.mark.parametrize("nodes", [6, 8])

@@ -5,7 +5,7 @@ body it feeds a node: an abandoned one never hands over its last batch."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any, cast
 
 import anyio
@@ -99,7 +99,7 @@ def batch(index: int, number: int) -> bytes:
 async def send_all(parts: PartSender, count: int) -> None:
     for number in range(BATCHES):
         for index in range(count):
-            await parts.send(index, batch(index, number))
+            await parts.send(index, (batch(index, number),))
 
 
 async def test_a_node_failing_mid_stream_fails_its_part_alone(cluster: LocalCluster) -> None:
@@ -164,10 +164,10 @@ async def test_a_joining_node_failing_is_noted_and_the_part_stands(
 async def test_a_body_hands_over_its_last_batch_only_if_it_ends_well(abandoned: bool) -> None:
     # a node that knows the part's length (the HTTP transport's) could commit on the
     # last byte, before the abandonment reaches it
-    send, receive = anyio.create_memory_object_stream[bytes](3)
+    send, receive = anyio.create_memory_object_stream[Sequence[bytes]](3)
     with send:
-        for piece in (b"a", b"b", b"c"):
-            send.send_nowait(piece)
+        for pieces in ((b"a",), (b"b", b"c"), (b"d", b"e")):
+            send.send_nowait(pieces)  # a batch comes as its pieces, handed over one by one
     got: list[bytes] = []
     ended: BaseException | None = None
     with receive:
@@ -177,6 +177,6 @@ async def test_a_body_hands_over_its_last_batch_only_if_it_ends_well(abandoned: 
         except UploadAborted as exc:
             ended = exc
     if abandoned:
-        assert (got, str(ended)) == ([b"a", b"b"], "abandoned by the test")
+        assert (got, str(ended)) == ([b"a", b"b", b"c"], "abandoned by the test")
     else:
-        assert (got, ended) == ([b"a", b"b", b"c"], None)
+        assert (got, ended) == ([b"a", b"b", b"c", b"d", b"e"], None)

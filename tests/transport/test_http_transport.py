@@ -43,7 +43,7 @@ from s3lite import (
     S3liteError,
 )
 from s3lite.transport import NodeClient
-from s3lite.transport.http import HttpSettings, HttpTransport
+from s3lite.transport.http import REPLAY_HOLD, HttpSettings, HttpTransport
 from s3lite.transport.wire import decode_error, encode_error
 from tests.processes import Server, running
 
@@ -349,7 +349,8 @@ class HangUp:
 async def test_calls_are_retried_as_configured(retries: int) -> None:
     """Against a server that hangs up on every connection: a repeatable call makes
     1 + retries attempts; so does an upload while all it took from its body is held
-    (its first chunk), and one that took more makes one."""
+    (its first chunk, and more up to REPLAY_HOLD bytes), and one that took more makes
+    one."""
     hang_up = HangUp()
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     address = f"http://127.0.0.1:{listener.extra(anyio.abc.SocketAttribute.local_port)}"
@@ -378,9 +379,14 @@ async def test_calls_are_retried_as_configured(retries: int) -> None:
                 archive = chunked(b"PK")
                 assert await connections(lambda: client.import_sectors(archive)) == 1 + retries
                 hang_up.read_first = 1500  # the request's headers and the second chunk
-                two_chunks = chunked(b"y" * 2000, [1000])
-                assert await connections(lambda: client.put_part(1, "p", two_chunks)) == 1
+                two_chunks = chunked(b"y" * 2000, [1000])  # held: a unit in two pieces
+                assert await connections(lambda: client.put_part(1, "p", two_chunks)) == (
+                    1 + retries
+                )
                 assert two_chunks.consumed == 2000
+                past_hold = chunked(b"z" * (REPLAY_HOLD + 1000), [1000])
+                assert await connections(lambda: client.put_part(1, "p", past_hold)) == 1
+                assert past_hold.consumed == REPLAY_HOLD + 1000
             group.cancel_scope.cancel()
     finally:
         await transport.aclose()

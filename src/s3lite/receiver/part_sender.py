@@ -4,7 +4,9 @@ by an upload (upload.py) and by the healer's rebuild (rebuild.py).
 Each part gets a writer per node routing names for its sector (both ends of a moving
 sector: dual write), fed through a bounded channel, so a slow node slows whoever
 deals the bytes instead of filling memory. ``send`` hashes a part's batch (xxh3, for
-the manifest) and hands it to every writer of the part.
+the manifest) and hands it to every writer of the part. A batch is a sequence of
+pieces (memoryviews into the client's chunks, say), hashed and sent one by one and
+never joined: a copy of every byte is the memory bandwidth of the whole upload.
 
 The node that serves a sector (the *primary*) counts: its failure records the part
 failed, and the writer drains its channel so the dealer never waits on a part nobody
@@ -21,13 +23,15 @@ let a node commit after the delete, which is why writers are shielded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import cast
 
 import anyio
 import attrs
 import xxhash
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ..erasure import Buffer
 from ..errors import S3liteError
 from ..orchestrator import Orchestrator, RoutingView
 from ..streams import single_error
@@ -77,7 +81,9 @@ class PartSender:
     failed: dict[int, tuple[str, S3liteError]] = attrs.field(init=False, factory=dict)
     """Part index -> (node, error) of the parts whose primary node failed."""
     _hashers: dict[int, xxhash.xxh3_64] = attrs.field(init=False, factory=dict)
-    _senders: dict[int, list[MemoryObjectSendStream[bytes]]] = attrs.field(init=False, factory=dict)
+    _senders: dict[int, list[MemoryObjectSendStream[Sequence[Buffer]]]] = attrs.field(
+        init=False, factory=dict
+    )
     _aborted: bool = attrs.field(init=False, default=False)
     _writers: list[anyio.CancelScope] = attrs.field(init=False, factory=list)
 
@@ -104,10 +110,13 @@ class PartSender:
         finally:
             self._close()
 
-    async def send(self, index: int, batch: bytes) -> None:
-        """The next batch of part ``index``, to every node writing it (waits while
-        the slowest one's channel is full)."""
-        self._hashers[index].update(batch)
+    async def send(self, index: int, batch: Sequence[Buffer]) -> None:
+        """The next batch of part ``index``, as consecutive pieces (sent as they are,
+        never joined), to every node writing it (waits while the slowest one's
+        channel is full)."""
+        hasher = self._hashers[index]
+        for piece in batch:
+            hasher.update(piece)
         for sender in self._senders[index]:
             await sender.send(batch)
 
@@ -132,7 +141,7 @@ class PartSender:
         target = self.targets[index]
         senders = self._senders.setdefault(index, [])
         for number, node_id in enumerate(self.view.write_owners(target.sector)):
-            send, receive = anyio.create_memory_object_stream[bytes](self.depth)
+            send, receive = anyio.create_memory_object_stream[Sequence[Buffer]](self.depth)
             senders.append(send)
             group.start_soon(self._put, node_id, index, receive, number == 0)
 
@@ -140,7 +149,7 @@ class PartSender:
         self,
         node_id: str,
         index: int,
-        receive: MemoryObjectReceiveStream[bytes],
+        receive: MemoryObjectReceiveStream[Sequence[Buffer]],
         primary: bool,
     ) -> None:
         outcome = await self._write(node_id, self.targets[index], receive)
@@ -154,7 +163,7 @@ class PartSender:
             self.stored[index] = outcome.length
 
     async def _write(
-        self, node_id: str, target: PartTarget, receive: MemoryObjectReceiveStream[bytes]
+        self, node_id: str, target: PartTarget, receive: MemoryObjectReceiveStream[Sequence[Buffer]]
     ) -> PartStat | S3liteError | None:
         """Stream one part to one node: what it stored, why it failed (the rest of the
         part is then drained), or None if the write was abandoned. Shielded from
@@ -175,23 +184,30 @@ class PartSender:
                     pass
         return outcome
 
-    def _body(self, receive: MemoryObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:
-        return held_back(receive, lambda: self._aborted, self.why)
+    def _body(self, receive: MemoryObjectReceiveStream[Sequence[Buffer]]) -> AsyncIterator[bytes]:
+        """The part's body for ``put_part``. Its chunks are the batches' pieces, often
+        memoryviews of the client's chunks (upload.py), not bytes as NodeClient's
+        annotation says: every node client takes any bytes-like chunk (the HTTP one
+        writes them to its socket as they are, StorageNode's PartWriter reads them as
+        memoryviews; tests/receiver run the second, tests/test_service.py the first).
+        The annotation is narrower only because storager/ declares it so; the cast
+        goes once put_part says ``AsyncIterable[Buffer]`` everywhere."""
+        return cast("AsyncIterator[bytes]", held_back(receive, lambda: self._aborted, self.why))
 
 
 async def held_back(
-    receive: MemoryObjectReceiveStream[bytes], aborted: Callable[[], bool], why: str
-) -> AsyncIterator[bytes]:
+    receive: MemoryObjectReceiveStream[Sequence[Buffer]], aborted: Callable[[], bool], why: str
+) -> AsyncIterator[Buffer]:
     """A part's body: its batches, ending with UploadAborted(``why``) if ``aborted()``
     once they are all in. The last batch is held back until the body is known to end
     well: a node that had every byte could commit the part (its length is known to
     it) even though the write was abandoned after."""
-    held: bytes | None = None
+    held: Sequence[Buffer] = ()
     async for batch in receive:
-        if held is not None:
-            yield held
+        for piece in held:
+            yield piece
         held = batch
     if aborted():
         raise UploadAborted(why)
-    if held is not None:
-        yield held
+    for piece in held:
+        yield piece

@@ -114,13 +114,13 @@ class _Rebuilder:
                 for index in range(DATA_UNITS)
             ]
             if encoder is not None:
-                batches += await encode_parity(encoder, batches)
+                batches += await encode_parity(encoder, [(batch,) for batch in batches])
             for index in self.indexes:
                 batch = batches[index]
                 if not batch:
                     continue
                 await self.limit.take(len(batch))
-                await self._sender.send(index, batch)
+                await self._sender.send(index, (batch,))
 
         if segment.size == 0:
             return

@@ -19,9 +19,10 @@ the node hangs: it raises NodeUnavailable at once, its reason starting "timed ou
 
 Retries. A refused or reset connection is retried with exponential backoff when the
 call can be repeated without harm: every call but an upload, and an upload too as
-long as everything taken from its body is still held (a body of one chunk, or a
-failure before the second chunk was needed). Errors the node reports are rebuilt as
-the typed exceptions it raised (see wire.py) and never retried.
+long as everything taken from its body is still held (a body of one chunk or of
+at most REPLAY_HOLD bytes, or a failure before more was needed). Errors the node
+reports are rebuilt as the typed exceptions it raised (see wire.py) and never
+retried.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ from .secret import authorization
 from .wire import decode_check, decode_error
 
 T = TypeVar("T")
+
+REPLAY_HOLD = 1 << 20
+"""An upload whose body took more than its first chunk stays replayable while what it
+took is at most this many bytes (held by reference, not copied): the dealer sends a
+part of one stripe unit as the two pieces of the client's chunks the unit straddles,
+and such a part is retried as one sent in a single chunk is."""
 
 CONNECTION_ERRORS = (aiohttp.ClientError, ConnectionError)
 """Failures of a connection that say nothing about a hung node: retried where safe.
@@ -408,8 +415,9 @@ class ResponseStream:
 class _Upload:
     """An upload's body as aiohttp sends it, attempt after attempt.
 
-    Holds the chunks taken from the body as long as they are everything taken (the
-    first one, and the end if it follows), so a failed attempt can be replayed; moves
+    Holds the chunks taken from the body as long as they are everything taken and
+    small (the first one, and more up to REPLAY_HOLD bytes in all), so a failed
+    attempt can be replayed; moves
     the attempt's deadline as the node takes chunks (``idle_timeout`` each) and lifts
     it while the body itself makes the node wait; and remembers an error the body
     raised, so that the caller sees that error (say, its own client disconnecting)
@@ -421,6 +429,7 @@ class _Upload:
         self._settings = settings
         self._answer = answer
         self._held: list[bytes] = []
+        self._held_size = 0
         self._ended = False
         self._replayable = True
         self.deadline = _Deadline()
@@ -439,11 +448,13 @@ class _Upload:
         except Exception as exc:  # not cancellation: aiohttp cancels this when the node goes
             self.error = exc
             raise
-        if self._held:
-            self._replayable = False
-            self._held = []
-        else:
-            self._held = [chunk]
+        if self._replayable:
+            held = self._held_size + len(chunk)
+            if held <= REPLAY_HOLD or not self._held:
+                self._held.append(chunk)
+                self._held_size = held
+            else:
+                self._replayable, self._held = False, []
         return chunk
 
     def replayable(self) -> bool:
