@@ -34,9 +34,8 @@ import importlib.metadata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from .buffers import Buffer
 from .errors import NotEnoughParts
-
-Buffer = bytes | bytearray | memoryview
 
 DATA_UNITS = 6
 """Data units per stripe row (the spec's six parts)."""

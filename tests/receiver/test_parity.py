@@ -22,7 +22,7 @@ from s3lite import (
     NotEnoughNodes,
     PartsUnavailable,
 )
-from s3lite.erasure import Buffer
+from s3lite.buffers import Buffer
 from s3lite.receiver.healing import HealReason
 from s3lite.receiver.part_sender import PartSender
 from s3lite.storager import StorageNode

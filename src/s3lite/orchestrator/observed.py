@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Collection, Mapping
 from typing import TypeVar
 
+from ..buffers import Buffer
 from ..errors import DiskFull, NodeUnavailable
 from ..metrics import NodeCallMetrics
 from ..transport.base import (
@@ -36,6 +37,8 @@ from .liveness import Liveness
 from .ring import NodeId
 
 T = TypeVar("T")
+AnyBuffer = TypeVar("AnyBuffer", bound=Buffer)
+"""A body chunk counted as it passes, given back with its own type."""
 
 
 class ObservedClient:
@@ -81,7 +84,7 @@ class ObservedClient:
         finally:
             self._metrics.duration.labels(self.node_id, method).observe(time.monotonic() - started)
 
-    async def _counted(self, body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    async def _counted(self, body: AsyncIterable[AnyBuffer]) -> AsyncIterator[AnyBuffer]:
         sent = self._metrics.sent.labels(self.node_id)
         async for chunk in body:
             sent.inc(len(chunk))
@@ -99,7 +102,7 @@ class ObservedClient:
         return await self._call("usage", self.inner.usage())
 
     async def put_part(
-        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+        self, sector: int, name: str, body: AsyncIterable[Buffer], *, length: int | None = None
     ) -> PartStat:
         upload = self.inner.put_part(sector, name, self._counted(body), length=length)
         return await self._call("put_part", upload)

@@ -24,14 +24,13 @@ let a node commit after the delete, which is why writers are shielded.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import cast
 
 import anyio
 import attrs
 import xxhash
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ..erasure import Buffer
+from ..buffers import Buffer
 from ..errors import S3liteError
 from ..orchestrator import Orchestrator, RoutingView
 from ..streams import single_error
@@ -184,15 +183,10 @@ class PartSender:
                     pass
         return outcome
 
-    def _body(self, receive: MemoryObjectReceiveStream[Sequence[Buffer]]) -> AsyncIterator[bytes]:
-        """The part's body for ``put_part``. Its chunks are the batches' pieces, often
-        memoryviews of the client's chunks (upload.py), not bytes as NodeClient's
-        annotation says: every node client takes any bytes-like chunk (the HTTP one
-        writes them to its socket as they are, StorageNode's PartWriter reads them as
-        memoryviews; tests/receiver run the second, tests/test_service.py the first).
-        The annotation is narrower only because storager/ declares it so; the cast
-        goes once put_part says ``AsyncIterable[Buffer]`` everywhere."""
-        return cast("AsyncIterator[bytes]", held_back(receive, lambda: self._aborted, self.why))
+    def _body(self, receive: MemoryObjectReceiveStream[Sequence[Buffer]]) -> AsyncIterator[Buffer]:
+        """The part's body for ``put_part``: the batches' pieces as they are, often
+        memoryviews of the client's chunks (upload.py), never joined."""
+        return held_back(receive, lambda: self._aborted, self.why)
 
 
 async def held_back(

@@ -40,7 +40,8 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from ..erasure import DATA_UNITS, Buffer, Codec, codec
+from ..buffers import Buffer
+from ..erasure import DATA_UNITS, Codec, codec
 from ..errors import (
     BodyLengthMismatch,
     DataLoss,

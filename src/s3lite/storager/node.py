@@ -32,6 +32,7 @@ from typing import NoReturn, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
+from ..buffers import Buffer
 from ..errors import (
     BodyLengthMismatch,
     DamagedPart,
@@ -220,7 +221,7 @@ class StorageNode:
     # -- writing -----------------------------------------------------------------------
 
     async def put_part(
-        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+        self, sector: int, name: str, body: AsyncIterable[Buffer], *, length: int | None = None
     ) -> PartStat:
         self._check_open()
         path = self._part_path(sector, name)
@@ -233,7 +234,7 @@ class StorageNode:
 
     async def _write(
         self,
-        body: AsyncIterable[bytes],
+        body: AsyncIterable[Buffer],
         make: Callable[[], W],
         final_path: Path,
         sector: int | None,
@@ -252,7 +253,7 @@ class StorageNode:
         """
         writer: W | None = None
 
-        def write(batch: bytes | bytearray, commit: bool) -> tuple[W, int]:
+        def write(batch: Buffer, commit: bool) -> tuple[W, int]:
             nonlocal writer
             if writer is None:
                 self._refuse_if_full()

@@ -45,6 +45,8 @@ import zlib
 import attrs
 import xxhash
 
+from ..buffers import Buffer
+
 MAGIC = b"S3LPART2"
 BLOCK_SIZE = 64 * 1024
 """Payload bytes per checksummed block: the unit a read verifies (and so the least a
@@ -57,8 +59,6 @@ HEADER = struct.Struct("<8sQIIQ")
 HEADER_SIZE = HEADER.size
 CHECK = struct.Struct("<Q")
 CHECK_SIZE = CHECK.size
-
-Buffer = bytes | bytearray | memoryview
 
 
 class Damage(Exception):

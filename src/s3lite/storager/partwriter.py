@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from ..buffers import Buffer
 from ..errors import DiskFull
-from .partfile import BLOCK_SIZE, CHECK, HEADER_SIZE, Buffer, FileChecker, Header, block_checksum
+from .partfile import BLOCK_SIZE, CHECK, HEADER_SIZE, FileChecker, Header, block_checksum
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _IOV_BATCH = 512

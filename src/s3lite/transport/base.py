@@ -20,6 +20,7 @@ from typing import Protocol
 
 import attrs
 
+from ..buffers import Buffer
 from ..errors import InvalidName
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -152,7 +153,7 @@ class NodeClient(Protocol):
         ...
 
     async def put_part(
-        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+        self, sector: int, name: str, body: AsyncIterable[Buffer], *, length: int | None = None
     ) -> PartStat:
         """Store a part durably; replaces a part of the same name (parts are immutable,
         so a second write of a name carries the same bytes). Raises DiskFull when the

@@ -36,6 +36,7 @@ import aiohttp
 import anyio
 import attrs
 
+from ..buffers import Buffer
 from ..errors import DamagedPart, NodeUnavailable, S3liteError
 from ..sectors import check_sector
 from .base import (
@@ -261,7 +262,7 @@ class HttpNodeClient:
         await self._json("POST", "drop", payload=payload, bulk=True)
 
     async def put_part(
-        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+        self, sector: int, name: str, body: AsyncIterable[Buffer], *, length: int | None = None
     ) -> PartStat:
         url = self._url("sectors", check_sector(sector), check_name(name))
         answer = self._settings.call_timeout
@@ -278,7 +279,7 @@ class HttpNodeClient:
         self,
         method: str,
         url: str,
-        body: AsyncIterable[bytes],
+        body: AsyncIterable[Buffer],
         *,
         answer_timeout: float,
         length: int | None = None,
@@ -424,11 +425,11 @@ class _Upload:
     rather than the broken request it caused.
     """
 
-    def __init__(self, body: AsyncIterable[bytes], settings: HttpSettings, answer: float) -> None:
+    def __init__(self, body: AsyncIterable[Buffer], settings: HttpSettings, answer: float) -> None:
         self._body = aiter(body)
         self._settings = settings
         self._answer = answer
-        self._held: list[bytes] = []
+        self._held: list[Buffer] = []
         self._held_size = 0
         self._ended = False
         self._replayable = True
@@ -439,7 +440,7 @@ class _Upload:
         """Wait for the body's first chunk (or its end), before any connection."""
         await self._take()
 
-    async def _take(self) -> bytes | None:
+    async def _take(self) -> Buffer | None:
         try:
             chunk = await anext(self._body)
         except StopAsyncIteration:
@@ -460,7 +461,7 @@ class _Upload:
     def replayable(self) -> bool:
         return self._replayable and self.error is None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[Buffer]:
         if not self._replayable:
             raise AssertionError("an upload is replayed only while it is all held")
         idle = self._settings.idle_timeout

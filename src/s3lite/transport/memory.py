@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Collection, Mapping
 
+from ..buffers import Buffer
 from ..errors import NodeUnavailable
 from .base import (
     ByteStream,
@@ -72,7 +73,7 @@ class MemoryClient:
         return await self._node().usage()
 
     async def put_part(
-        self, sector: int, name: str, body: AsyncIterable[bytes], *, length: int | None = None
+        self, sector: int, name: str, body: AsyncIterable[Buffer], *, length: int | None = None
     ) -> PartStat:
         return await self._node().put_part(sector, name, body, length=length)
 
