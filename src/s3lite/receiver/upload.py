@@ -402,7 +402,7 @@ class OrderedHasher:
     async def finish(self) -> None:
         """Hash what is left; the digester is complete once this returns."""
         await self._idle.wait()
-        batch, self._gathered, self._size = self._gathered, [], self._size
+        batch, self._gathered = self._gathered, []
         if self._size > INLINE_HASH:
             await anyio.to_thread.run_sync(self._update, batch)
         else:
