@@ -15,6 +15,7 @@ import os
 import random
 import stat
 import struct
+import sys
 import threading
 import types
 import zlib
@@ -29,7 +30,7 @@ from hypothesis import strategies as st
 
 from s3lite import DiskFull, InvalidName
 from s3lite.sectors import check_sector
-from s3lite.storager import partwriter
+from s3lite.storager import partwriter, writeback
 from s3lite.storager.partfile import (
     BLOCK_SIZE,
     HEADER_SIZE,
@@ -316,6 +317,43 @@ def test_short_writes_are_completed(
     monkeypatch.undo()
     assert final_path.read_bytes() == part_bytes(scratch, data)
     assert faults.writes > len(data) // 1000
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_a_durable_writer_starts_write_back_every_few_mib(
+    temp_dir: Path, final_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    started: list[tuple[int, int]] = []
+    real = partwriter.start_writeback
+
+    def recording(fd: int, offset: int, length: int) -> bool:
+        started.append((offset, length))
+        return real(fd, offset, length)
+
+    monkeypatch.setattr(partwriter, "start_writeback", recording)
+    step = writeback.WRITEBACK_AFTER
+    writer = PartWriter(temp_dir, "node-t", fsync=fsync)
+    for _ in range(5):
+        writer.write(bytes(step // 2 + 12345))
+    writer.commit(final_path, threading.Lock())
+    if not fsync:
+        assert started == []  # nothing will fsync: no reason to hurry the disk
+        return
+    assert len(started) == 2
+    assert [offset for offset, _ in started] == [0, sum(started[0])]  # contiguous
+    assert all(length >= step for _, length in started)
+    assert sum(started[-1]) <= final_path.stat().st_size
+
+
+def test_write_back_is_started_on_a_real_file(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    with path.open("wb") as file:
+        file.write(bytes(1 << 20))
+        file.flush()
+        started = writeback.start_writeback(file.fileno(), 0, 1 << 20)
+        assert writeback.start_writeback(file.fileno(), 0, 0) is False
+    assert started is (sys.platform == "linux")
+    assert writeback.start_writeback(-1, 0, 1) is False
 
 
 # -- headers ---------------------------------------------------------------------------

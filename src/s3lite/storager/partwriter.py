@@ -22,6 +22,7 @@ from typing import NoReturn
 from ..buffers import Buffer
 from ..errors import DiskFull
 from .partfile import BLOCK_SIZE, CHECK, HEADER_SIZE, FileChecker, Header, block_checksum
+from .writeback import WRITEBACK_AFTER, start_writeback
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _IOV_BATCH = 512
@@ -67,6 +68,8 @@ class TempFile:
         self._fsync = fsync
         self.size = 0
         """Bytes written to the file so far."""
+        self._written_back = 0
+        """Bytes whose write-back has been started (with fsync only: writeback.py)."""
         self._fd, temp_name = tempfile.mkstemp(dir=temp_dir, prefix="part-")
         self.temp_path = Path(temp_name)
         self._temp_gone = False
@@ -94,6 +97,9 @@ class TempFile:
                     views[0] = views[0][written:]
         except OSError as exc:
             self._fail(exc)
+        if self._fsync and self.size - self._written_back >= WRITEBACK_AFTER:
+            start_writeback(self._fd, self._written_back, self.size - self._written_back)
+            self._written_back = self.size
 
     def _seal(self) -> None:
         """Last writes before the file is made durable (subclasses complete it here)."""
