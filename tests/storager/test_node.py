@@ -22,6 +22,7 @@ import pytest
 
 from s3lite import DamagedPart, DiskFull, InvalidName, NodeUnavailable, PartNotFound
 from s3lite.storager import StorageNode, layout, partfile, partwriter, sectorfiles
+from s3lite.storager import node as node_module
 from s3lite.storager.partfile import Header
 from s3lite.transport import ImportResult, PartStat
 
@@ -299,6 +300,61 @@ async def test_a_node_closed_during_an_import_stores_nothing(
         await node.import_sectors(ClosingBody(archive, [MiB // 4]))
     assert tmp_contents(node.data_dir) == []
     assert disk_usage(node.data_dir) == {}
+
+
+# -- reads from the page cache -------------------------------------------------------
+
+
+async def test_a_part_in_the_page_cache_streams_without_a_thread_hop(
+    node: StorageNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not node_module.CACHED_READS:
+        pytest.skip("no RWF_NOWAIT here: every read goes through a worker thread")
+    data = payload(4 * MiB + 3)
+    await node.put_part(1, "p", chunked(data, [MiB]))
+    stream = await node.get_part(1, "p", 5, None)  # opening reads the first batch
+    hops = 0
+    real = anyio.to_thread.run_sync
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal hops
+        hops += 1
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    assert await read_all(stream) == data[5:]
+    assert hops == 0
+
+
+async def test_a_part_not_in_the_page_cache_is_read_in_a_worker_thread(
+    node: StorageNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = payload(2 * MiB + 3)
+    await node.put_part(1, "p", chunked(data, [MiB]))
+    stream = await node.get_part(1, "p")  # the opening read is in a thread anyway
+    on_the_loop = threading.get_ident()
+    asked: list[int] = []
+    waited: list[int] = []
+    preadv, pread = os.preadv, os.pread
+
+    def not_cached(fd: int, buffers: list[bytearray], offset: int, flags: int = 0) -> int:
+        asked.append(threading.get_ident())
+        if flags:
+            raise BlockingIOError(errno.EAGAIN, "not in the page cache")
+        return preadv(fd, buffers, offset, flags)
+
+    def from_disk(fd: int, size: int, offset: int) -> bytes:
+        waited.append(threading.get_ident())
+        return pread(fd, size, offset)
+
+    monkeypatch.setattr(partfile.os, "preadv", not_cached)
+    monkeypatch.setattr(partfile.os, "pread", from_disk)
+    assert await read_all(stream) == data
+    batches = -(-len(data) // node_module.READ_BATCH) - 1  # after the opening one
+    assert len(waited) == batches
+    assert on_the_loop not in waited
+    if node_module.CACHED_READS:
+        assert asked == [on_the_loop] * batches  # each asked the page cache first
 
 
 # -- file handles ----------------------------------------------------------------------

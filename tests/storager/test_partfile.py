@@ -39,6 +39,7 @@ from s3lite.storager.partfile import (
     Header,
     RangeReader,
     check_file,
+    read_blocks,
     read_header,
     sector_dir_name,
 )
@@ -185,17 +186,18 @@ class opened:
 
 
 def read_range(
-    scratch: Path, raw: bytes, first: int, last: int, batch: int
+    scratch: Path, raw: bytes, first: int, last: int, batch: int, *, cached_only: bool = False
 ) -> tuple[bytes, Damage | None]:
     """What a reader of payload bytes first..last of the file ``raw`` receives before
-    it stops, and the Damage it stopped on (None if it read the range)."""
+    it stops, and the Damage it stopped on (None if it read the range). The file was
+    just written: ``cached_only`` reads find it all in the page cache."""
     received = bytearray()
     with opened(scratch, raw) as fd:
         try:
             header = read_header(fd)
             reader = RangeReader(os.dup(fd), header, first, last, batch)
             try:
-                while chunk := reader.read():
+                while chunk := reader.read(cached_only=cached_only):
                     received += chunk
             finally:
                 reader.close()
@@ -415,24 +417,25 @@ def test_a_truncated_or_extended_file_is_found_when_it_opens(
 
 
 @settings(max_examples=80, deadline=None)
-@given(sizes, batches, st.data())
+@given(sizes, batches, st.booleans(), st.data())
 def test_any_range_of_a_healthy_file_reads_exactly(
-    scratch: Path, size: int, batch: int, draw: st.DataObject
+    scratch: Path, size: int, batch: int, cached_only: bool, draw: st.DataObject
 ) -> None:
     data = data_of(size)
     raw = part_bytes(scratch, data)
     if size == 0:
-        assert read_range(scratch, raw, 0, -1, batch) == (b"", None)
+        assert read_range(scratch, raw, 0, -1, batch, cached_only=cached_only) == (b"", None)
         return
     first = draw.draw(st.integers(0, size - 1))
     last = draw.draw(st.integers(first, size - 1))
-    assert read_range(scratch, raw, first, last, batch) == (data[first : last + 1], None)
+    received = read_range(scratch, raw, first, last, batch, cached_only=cached_only)
+    assert received == (data[first : last + 1], None)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 4 * B + 100), batches, st.data())
+@given(st.integers(1, 4 * B + 100), batches, st.booleans(), st.data())
 def test_a_flipped_byte_is_found_by_any_read_that_covers_it_and_no_wrong_byte_leaves(
-    scratch: Path, size: int, batch: int, draw: st.DataObject
+    scratch: Path, size: int, batch: int, cached_only: bool, draw: st.DataObject
 ) -> None:
     data = data_of(size)
     raw = bytearray(part_bytes(scratch, data))
@@ -440,7 +443,7 @@ def test_a_flipped_byte_is_found_by_any_read_that_covers_it_and_no_wrong_byte_le
     raw[offset] ^= 1 << draw.draw(st.integers(0, 7))
     first = draw.draw(st.integers(0, size - 1))
     last = draw.draw(st.integers(first, size - 1))
-    received, damage = read_range(scratch, bytes(raw), first, last, batch)
+    received, damage = read_range(scratch, bytes(raw), first, last, batch, cached_only=cached_only)
     assert received == data[first : first + len(received)]  # never a wrong byte
     damaged_block = None if offset < HEADER_SIZE else (offset - HEADER_SIZE) // (B + 8)
     covered = damaged_block is None or first // B <= damaged_block <= last // B
@@ -449,6 +452,46 @@ def test_a_flipped_byte_is_found_by_any_read_that_covers_it_and_no_wrong_byte_le
         assert len(received) <= max(0, damaged_block * B - first)  # nothing of that block
     with opened(scratch, bytes(raw)) as fd, pytest.raises(Damage):
         check_file(fd)  # a whole-file check always finds it
+
+
+needs_nowait = pytest.mark.skipif(
+    not hasattr(os, "RWF_NOWAIT"), reason="reads that skip the disk need RWF_NOWAIT (Linux)"
+)
+
+
+@needs_nowait
+def test_a_read_for_cached_bytes_only_refuses_to_wait_for_the_disk(
+    temp_dir: Path, final_path: Path
+) -> None:
+    data = data_of(5 * B + 9)
+    write_part(temp_dir, final_path, data, fsync=True)
+    fd = os.open(final_path, os.O_RDONLY)
+    try:
+        header = read_header(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # written out: can be dropped
+        try:
+            read_blocks(fd, header, 1, 3, cached_only=True)
+        except BlockingIOError:
+            pass
+        else:
+            pytest.skip("this file system keeps the pages (tmpfs): nothing to miss")
+        blocks = read_blocks(fd, header, 1, 3)
+        assert b"".join(blocks) == data[B : 4 * B]
+        assert b"".join(read_blocks(fd, header, 1, 3, cached_only=True)) == data[B : 4 * B]
+    finally:
+        os.close(fd)
+
+
+@needs_nowait
+def test_a_short_file_is_for_the_blocking_read_to_call_damaged(scratch: Path) -> None:
+    data = data_of(3 * B)
+    raw = part_bytes(scratch, data)[: -B // 2]
+    with opened(scratch, raw) as fd:
+        header = Header(len(data))  # what the header says; the file is shorter
+        with pytest.raises(BlockingIOError):
+            read_blocks(fd, header, 0, 3, cached_only=True)
+        with pytest.raises(Damage, match="ends inside block 2"):
+            read_blocks(fd, header, 0, 3)
 
 
 # -- whole-file checks -----------------------------------------------------------------

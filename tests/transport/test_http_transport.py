@@ -276,6 +276,26 @@ async def test_a_node_killed_mid_stream_breaks_the_stream(node: HttpNode) -> Non
         await node.client.health()
 
 
+async def test_a_part_goes_out_with_its_length_not_chunked(
+    node: HttpNode, transport: HttpTransport
+) -> None:
+    """A part's range is sent with Content-Length (no chunked framing to join on the
+    node and parse on the gateway), which is exactly the range's length."""
+    data = payload(3 * MiB + 5)
+    await node.client.put_part(2, "p", chunked(data, [MiB]))
+    for query, expected in [
+        ("", data),
+        ("?start=10&end=1048586", data[10:1048587]),
+        (f"?start={3 * MiB}", data[3 * MiB :]),
+        ("?start=7&end=7", data[7:8]),
+    ]:
+        async with transport.session().get(f"{node.process.url}/v1/sectors/2/p{query}") as answer:
+            assert answer.status == 200
+            assert answer.headers["content-length"] == str(len(expected))
+            assert "transfer-encoding" not in answer.headers
+            assert await answer.read() == expected
+
+
 async def test_a_node_killed_before_reading_is_unavailable_at_once(node: HttpNode) -> None:
     await node.client.put_part(3, "p", chunked(b"bytes"))
     await node.process.kill()

@@ -63,7 +63,11 @@ WRITE_BATCH = 1 << 20
 thread: fewer thread hops, and the most a part write holds in memory."""
 
 READ_BATCH = 256 * 1024
-"""Payload bytes read, verified and sent per thread hop when streaming a part out."""
+"""Payload bytes read, verified and sent at a time when streaming a part out."""
+
+CACHED_READS = hasattr(os, "RWF_NOWAIT")
+"""Whether a read can ask for the page cache's bytes only (Linux): part reads then
+skip the worker thread whenever the page cache has their bytes."""
 
 DEFAULT_RESERVE = 256 << 20
 """Free space under which a node is full and refuses new parts (``--reserve``)."""
@@ -406,10 +410,23 @@ class StorageNode:
 
         reader, first_chunk = await self._checked(sector, name, open_range)
 
+        def read_now() -> bytes | None:
+            """The next bytes if the page cache has them all and they check out; None
+            for anything else (read_more then reads them again, and waits for the disk,
+            quarantines a damaged file or raises as it must)."""
+            if not CACHED_READS:
+                return None
+            try:
+                return reader.read(cached_only=True)
+            except (OSError, Damage):
+                return None
+
         def read_more() -> bytes:
             return self._read_checked(reader, sector, name)
 
-        return PartStream(reader, first_chunk, lambda: self._checked(sector, name, read_more))
+        return PartStream(
+            reader, first_chunk, read_now, lambda: self._checked(sector, name, read_more)
+        )
 
     async def list_parts(self, sector: int) -> list[PartStat]:
         self._check_open()

@@ -151,15 +151,27 @@ def written_size(fd: int) -> int:
         return os.fstat(fd).st_size
 
 
-def read_blocks(fd: int, header: Header, first: int, count: int) -> list[memoryview]:
+def read_blocks(
+    fd: int, header: Header, first: int, count: int, *, cached_only: bool = False
+) -> list[memoryview]:
     """Payload blocks ``first .. first + count - 1`` (fewer at the end), each verified
-    against its checksum before it is returned; Damage names the first bad one."""
+    against its checksum before it is returned; Damage names the first bad one.
+
+    With ``cached_only``, BlockingIOError instead of waiting for the disk: the blocks
+    are read only if the page cache holds them all (``RWF_NOWAIT``), and anything
+    short of that, a short file included, is for a blocking read to sort out."""
     last = min(first + count, header.blocks)
     if last <= first:
         return []
     start = header.frame_offset(first)
     size = header.frame_offset(last) - start
-    raw = memoryview(os.pread(fd, size, start))
+    if cached_only:
+        buffer = bytearray(size)
+        if os.preadv(fd, [buffer], start, os.RWF_NOWAIT) != size:
+            raise BlockingIOError(f"blocks {first}-{last - 1} are not all in the page cache")
+        raw = memoryview(buffer)
+    else:
+        raw = memoryview(os.pread(fd, size, start))
     if len(raw) != size:
         frame = CHECK_SIZE + header.block_size
         raise Damage(f"the file ends inside block {first + len(raw) // frame}")
@@ -196,14 +208,16 @@ class RangeReader:
     def remaining(self) -> int:
         return self._last - self._position + 1
 
-    def read(self) -> bytes:
-        """The next verified bytes of the range; b"" once it is read. Raises Damage."""
+    def read(self, *, cached_only: bool = False) -> bytes:
+        """The next verified bytes of the range; b"" once it is read. Raises Damage,
+        and with ``cached_only`` BlockingIOError as read_blocks (the position does not
+        move: the next read starts at the same byte)."""
         if self._position > self._last:
             return b""
         size = self._header.block_size
         first = self._position // size
         count = min(self._blocks_per_read, self._last // size - first + 1)
-        blocks = read_blocks(self.fd, self._header, first, count)
+        blocks = read_blocks(self.fd, self._header, first, count, cached_only=cached_only)
         start = self._position - first * size
         end = self._last - first * size + 1  # relative to the first block's start
         pieces = []

@@ -19,16 +19,24 @@ RAW_READ = 1 << 20
 
 class PartStream:
     """A part's payload range: ``first`` (read and verified when the part was opened),
-    then whatever ``read_more`` returns (the next verified bytes; b"" at the end) until
-    the range is read."""
+    then the next verified bytes, each from ``read_now`` if it has them (the page
+    cache's, read on the event loop: a hop to a worker thread costs more than such a
+    read) and else from ``read_more`` (a worker thread, which may wait for the disk),
+    until the range is read. ``size`` is known from the start: the range's length."""
 
     def __init__(
-        self, reader: RangeReader, first: bytes, read_more: Callable[[], Awaitable[bytes]]
+        self,
+        reader: RangeReader,
+        first: bytes,
+        read_now: Callable[[], bytes | None],
+        read_more: Callable[[], Awaitable[bytes]],
     ) -> None:
         self._reader = reader
         self._next: bytes | None = first
+        self._read_now = read_now
         self._read_more = read_more
         self._closed = False
+        self.size = len(first) + reader.remaining
 
     def __aiter__(self) -> PartStream:
         return self
@@ -39,7 +47,9 @@ class PartStream:
         chunk, self._next = self._next, None
         if chunk is None and self._reader.remaining > 0:  # no thread hop to learn the end
             try:
-                chunk = await self._read_more()
+                chunk = self._read_now()
+                if chunk is None:
+                    chunk = await self._read_more()
             except BaseException:
                 await self.aclose()
                 raise

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -51,6 +51,17 @@ class ByteStream(Protocol):
     async def __anext__(self) -> bytes: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SizedByteStream(ByteStream, Protocol):
+    """A ByteStream that knows from the start how many bytes it yields in all (a
+    part's range). The HTTP node sends that as Content-Length, not in chunked
+    framing, which uvicorn writes by joining every chunk with its frame (a copy of
+    every byte sent), and which the receiving end must parse."""
+
+    @property
+    def size(self) -> int: ...
 
 
 @attrs.frozen

@@ -392,8 +392,12 @@ class ResponseStream:
         return self
 
     async def __anext__(self) -> bytes:
+        """The next piece as aiohttp received it (``readchunk``: ``readany`` would join
+        all that is buffered, a copy of most bytes of a fast stream)."""
         try:
-            chunk = await self._response.content.readany()
+            chunk, chunk_ended = await self._response.content.readchunk()
+            while not chunk and chunk_ended:  # the end of an HTTP chunk, not of the body
+                chunk, chunk_ended = await self._response.content.readchunk()
         except (TimeoutError, *CONNECTION_ERRORS) as exc:
             await self.aclose()
             error = self._client._unavailable(exc, "stream broke: ")

@@ -53,7 +53,7 @@ from ..asgi import (
 )
 from ..errors import InvalidArgument, InvalidName, S3liteError
 from ..metrics import CONTENT_TYPE, NodeMetrics
-from .base import NodeClient, PartStat
+from .base import NodeClient, PartStat, SizedByteStream
 from .secret import is_authorized
 from .wire import encode_check, encode_error
 
@@ -211,6 +211,8 @@ class NodeApp(App):
                 stream = await node.get_part(_sector(sector), name, start, end)
                 try:
                     octets = [("content-type", "application/octet-stream")]
+                    if isinstance(stream, SizedByteStream):
+                        octets.append(("content-length", str(stream.size)))
                     await send_stream(send, 200, stream, octets, request.receive)
                 finally:
                     await stream.aclose()
