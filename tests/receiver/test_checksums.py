@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import zlib
 
+import anyio
+import attrs
 import pytest
 from awscrt import checksums as crt
 from hypothesis import given
@@ -29,6 +32,7 @@ from s3lite.receiver.checksums import (
     full_object,
     new,
 )
+from s3lite.receiver.upload import HASH_BATCH, INLINE_HASH, OrderedHasher
 
 CHECK = b"123456789"
 
@@ -162,3 +166,43 @@ def test_digester_checks_the_signed_sha256_with_the_others(
     kept = digester.verify()
     assert digester.md5.digest() == hashlib.md5(body).digest()
     assert kept == ({} if algorithm is None else {algorithm: checksum_of(algorithm, body)})
+
+
+# -- hashing beside the upload ---------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("signed", [True, False])
+async def test_the_ordered_hasher_gives_the_digests_of_the_whole_body(
+    seed: int, signed: bool
+) -> None:
+    """Batches hashed in threads (one per hash when there are several) still give every
+    hash the body's bytes in order: across batches, with odd chunk sizes."""
+    rng = random.Random(seed)
+    body = rng.randbytes(2 * HASH_BATCH + rng.randrange(1, 3 * INLINE_HASH))
+    cuts = sorted(rng.sample(range(1, len(body)), 40))
+    chunks = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    expected = ExpectedDigests(
+        content_md5=hashlib.md5(body).digest(),
+        checksum_algorithm="CRC32",
+        checksum_value=base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode(),
+        payload_sha256=hashlib.sha256(body).digest() if signed else None,
+    )
+    digester = Digester(expected)
+    assert len(digester.hashers) == (3 if signed else 2)
+    async with anyio.create_task_group() as group:
+        hasher = OrderedHasher(digester, group)
+        for chunk in chunks:
+            await hasher.add(chunk)
+        await hasher.finish()
+    assert digester.verify() == {"CRC32": expected.checksum_value}
+    if signed:
+        wrong = Digester(attrs.evolve(expected, payload_sha256=bytes(32)))
+        async with anyio.create_task_group() as group:
+            hasher = OrderedHasher(wrong, group)
+            for chunk in chunks:
+                await hasher.add(chunk)
+            await hasher.finish()
+        with pytest.raises(XAmzContentSHA256Mismatch):
+            wrong.verify()
