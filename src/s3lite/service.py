@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import uvicorn
 
+from .allocator import tune_allocator
 from .asgi import Receive, Scope, Send
 from .lean_http import LeanHttpToolsProtocol
 from .logs import configure, drop_unfinished_response_lines, quiet_loop_errors
@@ -87,6 +88,7 @@ async def serve(
 ) -> None:
     """Serve ``app`` on ``sock`` (and each app of ``extra`` on its socket) until
     SIGINT or SIGTERM; idle connections are closed after ``keep_alive`` seconds."""
+    tune_allocator()
     drop_unfinished_response_lines()
     served: App = app
     if extra:
