@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import pytest
 
 from s3lite import DamagedPart, DiskFull, InvalidName, NodeUnavailable, PartNotFound
@@ -324,6 +325,32 @@ async def test_a_part_in_the_page_cache_streams_without_a_thread_hop(
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
     assert await read_all(stream) == data[5:]
     assert hops == 0
+
+
+async def test_a_part_read_from_the_page_cache_still_lets_other_tasks_run(
+    node: StorageNode,
+) -> None:
+    """Reads on the loop yield to it after every batch, as the thread hop did: a long
+    cached part must not starve the node's other requests (or a disconnect watch)."""
+    data = payload(4 * MiB)
+    await node.put_part(1, "p", chunked(data, [MiB]))
+    stream = await node.get_part(1, "p")
+    turns = 0
+    reading = True
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while reading:
+            turns += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(count_turns)
+        await anyio.lowlevel.checkpoint()
+        started = turns
+        assert await read_all(stream) == data
+        reading = False
+    assert turns - started >= len(data) // node_module.READ_BATCH - 2
 
 
 async def test_a_part_not_in_the_page_cache_is_read_in_a_worker_thread(

@@ -8,6 +8,7 @@ import os
 from collections.abc import Awaitable, Callable
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from ..errors import DataLoss
@@ -50,6 +51,8 @@ class PartStream:
                 chunk = self._read_now()
                 if chunk is None:
                     chunk = await self._read_more()
+                else:
+                    await anyio.lowlevel.checkpoint()  # as the thread hop was: let others run
             except BaseException:
                 await self.aclose()
                 raise
