@@ -259,12 +259,6 @@ class Digester:
             if hasher is not None and all(hasher is not known for known in self._hashers):
                 self._hashers.append(hasher)
 
-    @property
-    def hashers(self) -> tuple[Hasher, ...]:
-        """The distinct hashes every byte goes through (each can be fed on its own,
-        in its own thread, as long as each sees the bytes in order)."""
-        return tuple(self._hashers)
-
     def update(self, chunk: bytes) -> None:
         for hasher in self._hashers:
             hasher.update(chunk)

@@ -51,7 +51,7 @@ from ..errors import (
 )
 from ..orchestrator import Orchestrator, RoutingView, part_name
 from ..orchestrator.placement import place_parts, segment_parity
-from .checksums import Digester, Hasher
+from .checksums import Digester
 from .healing import HealQueue, HealReason
 from .manifest import STANDARD, PartRecord, Segment
 from .part_sender import PART_QUEUE, PartSender, PartTarget
@@ -366,12 +366,10 @@ class SegmentWriter:
 
 
 class OrderedHasher:
-    """Feeds the body to the digester (the ETag's MD5, any checksum asked for, the
-    signed SHA-256) in worker threads, a batch at a time and in order, while the event
-    loop goes on dealing: MD5 is about half of the gateway's work per byte, and hashlib
-    releases the GIL, so on a second core it costs the upload no time. Each hash of a
-    batch has its own thread: a signed upload's MD5 and SHA-256 in one thread, one
-    after the other, made that thread the upload's slowest stage. One batch is hashed
+    """Feeds the body to the digester (the ETag's MD5, any checksum asked for) in a
+    worker thread, a batch at a time and in order, while the event loop goes on
+    dealing: MD5 is about half of the gateway's work per byte, and hashlib releases
+    the GIL, so on a second core it costs the upload no time. One batch is hashed
     while the next gathers; a small rest is hashed on the loop at the end."""
 
     def __init__(self, digester: Digester, group: anyio.abc.TaskGroup) -> None:
@@ -393,13 +391,7 @@ class OrderedHasher:
 
     async def _hash(self, batch: list[bytes], done: anyio.Event) -> None:
         try:
-            hashers = self._digester.hashers
-            if len(hashers) == 1:
-                await anyio.to_thread.run_sync(_feed, hashers[0], batch)
-                return
-            async with anyio.create_task_group() as group:
-                for hasher in hashers:
-                    group.start_soon(anyio.to_thread.run_sync, _feed, hasher, batch)
+            await anyio.to_thread.run_sync(self._update, batch)
         finally:
             done.set()
 
@@ -416,11 +408,6 @@ class OrderedHasher:
         else:
             self._update(batch)
         self._size = 0
-
-
-def _feed(hasher: Hasher, batch: list[bytes]) -> None:
-    for chunk in batch:
-        hasher.update(chunk)
 
 
 async def encode_parity(codec: Codec, batches: Sequence[Sequence[Buffer]]) -> list[bytes]:
