@@ -261,6 +261,38 @@ def test_the_file_does_not_depend_on_how_the_payload_was_chunked(
     assert part_bytes(scratch, data, chunk_sizes) == part_bytes(scratch, data)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes,
+    st.lists(st.integers(0, 3 * B), min_size=1, max_size=5),
+    st.lists(st.integers(1, 4), min_size=1, max_size=3),
+)
+def test_the_file_does_not_depend_on_how_pieces_were_grouped(
+    scratch: Path, size: int, chunk_sizes: list[int], group_sizes: list[int]
+) -> None:
+    """write_pieces holds an incomplete block as views of several pieces and hashes a
+    block piece by piece: the file is the one a single write makes."""
+    data = data_of(size)
+    chunks, position = [], 0
+    while position < len(data):
+        size_of = max(1, chunk_sizes[len(chunks) % len(chunk_sizes)])
+        chunks.append(memoryview(data)[position : position + size_of])
+        position += size_of
+    final = scratch / f"part-{random.getrandbits(64):x}"
+    writer = PartWriter(scratch, "node-t", fsync=False)
+    index = 0
+    while chunks:
+        count = group_sizes[index % len(group_sizes)]
+        writer.write_pieces(chunks[:count])
+        del chunks[:count]
+        index += 1
+    writer.commit(final, threading.Lock())
+    try:
+        assert final.read_bytes() == part_bytes(scratch, data)
+    finally:
+        final.unlink()
+
+
 def test_payload_offset_finds_payload_bytes_in_the_file(scratch: Path) -> None:
     data = data_of(3 * B + 7)
     raw = part_bytes(scratch, data)
@@ -541,6 +573,12 @@ def test_a_staged_part_is_written_as_received_and_checked(scratch: Path, tmp_pat
     assert (tmp_path / "installed").read_bytes() == raw
     assert staged.checker.finish() == Header(len(data))
     assert staged.checker.crc32 == zlib.crc32(raw)
+    grouped = StagedPart(tmp_path, "node-t", fsync=False)
+    grouped.write_pieces([raw[:100], b"", raw[100:5000]])
+    grouped.write_pieces([raw[5000:]])
+    grouped.commit(tmp_path / "grouped", threading.Lock())
+    assert (tmp_path / "grouped").read_bytes() == raw
+    assert grouped.checker.crc32 == zlib.crc32(raw)
     broken = StagedPart(tmp_path, "node-t", fsync=False)
     with pytest.raises(Damage, match="block 1"):
         broken.write(raw[: 32 + B + 8 + 8] + bytes([raw[32 + B + 16] ^ 1]) + raw[32 + B + 17 :])

@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 
 import attrs
 import xxhash
@@ -74,6 +75,17 @@ def sector_dir_name(sector: int) -> str:
 
 def block_checksum(block: Buffer, index: int) -> int:
     return xxhash.xxh3_64_intdigest(block, seed=index)
+
+
+def pieces_checksum(pieces: Sequence[Buffer], index: int) -> int:
+    """:func:`block_checksum` of the block that is ``pieces`` end to end, without
+    joining them."""
+    if len(pieces) == 1:
+        return block_checksum(pieces[0], index)
+    state = xxhash.xxh3_64(seed=index)
+    for piece in pieces:
+        state.update(piece)
+    return state.intdigest()
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from ..buffers import Buffer
 from ..errors import DiskFull
-from .partfile import BLOCK_SIZE, CHECK, HEADER_SIZE, FileChecker, Header, block_checksum
+from .partfile import BLOCK_SIZE, CHECK, HEADER_SIZE, FileChecker, Header, pieces_checksum
 from .writeback import WRITEBACK_AFTER, start_writeback
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -146,13 +146,20 @@ class TempFile:
 
 
 class PartWriter(TempFile):
-    """Writes one part in the format above from its payload, as it streams in."""
+    """Writes one part in the format above from its payload, as it streams in.
+
+    The payload's pieces are written as they are, never joined: a block that spans
+    pieces is hashed piece by piece and written as several iovecs, and the start of
+    a block still incomplete is held as views of its pieces (so a piece must not
+    change once written).
+    """
 
     def __init__(self, temp_dir: Path, node_id: str, *, fsync: bool) -> None:
         super().__init__(temp_dir, node_id, fsync=fsync)
         self.length = 0
         """Payload bytes received so far."""
-        self._tail = bytearray()
+        self._held: list[memoryview] = []
+        self._held_size = 0
         self._blocks = 0
         try:
             self.write_buffers([bytes(HEADER_SIZE)])  # the header goes in at commit
@@ -162,32 +169,35 @@ class PartWriter(TempFile):
 
     def write(self, data: Buffer) -> None:
         """Append payload bytes; whole blocks go to disk, the rest waits for more."""
-        view = memoryview(data).cast("B")
-        self.length += len(view)
+        self.write_pieces([data])
+
+    def write_pieces(self, pieces: Sequence[Buffer]) -> None:
+        """Append the payload bytes of ``pieces`` in order, with one writev per
+        :data:`_IOV_BATCH` iovecs; the rest of a block waits for more."""
         frames: list[Buffer] = []
-        if self._tail:
-            take = view[: BLOCK_SIZE - len(self._tail)]
-            self._tail += take
-            view = view[len(take) :]
-            if len(self._tail) < BLOCK_SIZE:
-                return
-            frames += self._frame(bytes(self._tail))
-            self._tail.clear()
-        while len(view) >= BLOCK_SIZE:
-            frames += self._frame(view[:BLOCK_SIZE])
-            view = view[BLOCK_SIZE:]
-        self._tail += view
+        for piece in pieces:
+            view = memoryview(piece).cast("B")
+            self.length += len(view)
+            while len(view) >= BLOCK_SIZE - self._held_size:
+                take = BLOCK_SIZE - self._held_size
+                self._held.append(view[:take])
+                view = view[take:]
+                frames += self._frame()
+            if view:
+                self._held.append(view)
+                self._held_size += len(view)
         self.write_buffers(frames)
 
-    def _frame(self, block: Buffer) -> list[Buffer]:
-        check = CHECK.pack(block_checksum(block, self._blocks))
+    def _frame(self) -> list[Buffer]:
+        """The held pieces as one framed block (checksum first); nothing held after."""
+        pieces, self._held, self._held_size = self._held, [], 0
+        check = CHECK.pack(pieces_checksum(pieces, self._blocks))
         self._blocks += 1
-        return [check, block]
+        return [check, *pieces]
 
     def _seal(self) -> None:
-        if self._tail:
-            self.write_buffers(self._frame(bytes(self._tail)))
-            self._tail.clear()
+        if self._held:
+            self.write_buffers(self._frame())
         self._write_at(Header(self.length).pack(), 0)
 
 
@@ -201,5 +211,10 @@ class StagedPart(TempFile):
 
     def write(self, data: Buffer) -> None:
         """Append file bytes; raises Damage as soon as they stop being a valid part."""
-        self.checker.feed(data)
-        self.write_buffers([data])
+        self.write_pieces([data])
+
+    def write_pieces(self, pieces: Sequence[Buffer]) -> None:
+        """:meth:`write` of each of ``pieces``, with one writev."""
+        for piece in pieces:
+            self.checker.feed(piece)
+        self.write_buffers(pieces)
