@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterable, Callable, Collection
+from collections.abc import AsyncIterable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import NoReturn, Protocol, TypeVar
 
@@ -56,11 +56,17 @@ from .partfile import Damage, RangeReader, sector_dir_name
 from .partwriter import PartWriter
 from .quarantine import QUARANTINE_DIR, Quarantine, Quarantined
 from .streams import PartStream
+from .writethread import WriteThread
 from .ziparchive import write_archive
 
 WRITE_BATCH = 1 << 20
-"""Incoming chunks are gathered up to this many bytes before one write in a worker
-thread: fewer thread hops, and the most a part write holds in memory."""
+"""Incoming chunks are gathered (as they are, not joined) up to this many bytes before
+they are handed to the part's writer thread: fewer thread wake-ups, and a bound on
+what a part write holds in memory."""
+
+WRITE_QUEUE = 2 * WRITE_BATCH
+"""Bytes a part's write thread may have queued (and being written) before the loop
+waits for it: with the batch being gathered, what a part write holds in memory."""
 
 READ_BATCH = 256 * 1024
 """Payload bytes read, verified and sent at a time when streaming a part out."""
@@ -78,7 +84,7 @@ T = TypeVar("T")
 class _Writer(Protocol):
     size: int
 
-    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    def write_pieces(self, pieces: Sequence[Buffer]) -> None: ...
 
     def commit(self, final_path: Path, namespace: threading.Lock) -> int: ...
 
@@ -249,43 +255,60 @@ class StorageNode:
         is not ``length`` bytes long (if given) raises BodyLengthMismatch, storing
         nothing.
 
-        The writer (and its temporary file) is created by the first batch, after
-        checking the node is not full, so a small part costs one thread hop; on any
-        failure or cancellation the temporary file is removed. The last batch, the
-        rename and the accounting are shielded from cancellation, so usage always
-        matches what is on disk.
+        The writer (and its temporary file) is created after checking the node is not
+        full, by the first batch: a body that ends within one batch costs one thread
+        hop, written and committed at once; a longer one goes through a WriteThread
+        (writethread.py), which writes while the loop goes on receiving. A chunk must
+        not change once the body has yielded it (the writes lag behind the body). On
+        any failure or cancellation the temporary file is removed before this returns.
+        The last batch, the rename and the accounting are shielded from cancellation,
+        so usage always matches what is on disk.
         """
         writer: W | None = None
+        thread: WriteThread[W] | None = None
 
-        def write(batch: Buffer, commit: bool) -> tuple[W, int]:
+        def start() -> W:
+            self._refuse_if_full()
+            final_path.parent.mkdir(exist_ok=True)
+            return make()
+
+        def complete(done: W) -> tuple[W, int]:
+            return done, done.commit(final_path, self._namespace)
+
+        def write_all(pieces: Sequence[Buffer]) -> tuple[W, int]:
             nonlocal writer
-            if writer is None:
-                self._refuse_if_full()
-                final_path.parent.mkdir(exist_ok=True)
-                writer = make()
-            writer.write(batch)
-            return writer, writer.commit(final_path, self._namespace) if commit else 0
+            writer = start()
+            writer.write_pieces(pieces)
+            return complete(writer)
 
-        pending = bytearray()
-        received = 0
+        pending: list[Buffer] = []
+        gathered = received = 0
         try:
             async for chunk in body:
                 received += len(chunk)
-                if not pending and len(chunk) >= WRITE_BATCH:
-                    await anyio.to_thread.run_sync(write, chunk, False)  # as is: no copy
+                pending.append(chunk)  # as is: the writer takes pieces, never joined
+                gathered += len(chunk)
+                if gathered < WRITE_BATCH:
                     continue
-                pending += chunk
-                if len(pending) >= WRITE_BATCH:
-                    batch, pending = pending, bytearray()
-                    await anyio.to_thread.run_sync(write, batch, False)
+                if thread is None:
+                    thread = WriteThread(start, WRITE_QUEUE)
+                full = thread.put(pending, gathered)
+                pending, gathered = [], 0
+                if full:
+                    await thread.wait_room()
             _check_length(length, received)
             self._check_open()
             with anyio.CancelScope(shield=True):
-                done, replaced = await anyio.to_thread.run_sync(write, pending, True)
+                if thread is None:
+                    done, replaced = await anyio.to_thread.run_sync(write_all, pending)
+                else:
+                    done, replaced = await thread.finish(pending, complete)
                 if sector is not None:
                     self._account(sector, done.size - replaced, 0 if replaced else 1)
                     self._quarantine.forget(sector, [final_path.name])
         except BaseException:
+            if thread is not None:
+                await thread.stop()
             if writer is not None:
                 writer.abort()
             raise
