@@ -17,7 +17,8 @@ starts.)
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+
+from .libc import libc_function
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -33,12 +34,9 @@ TRIM_THRESHOLD = 256 << 20
 def tune_allocator() -> bool:
     """Set the thresholds above; False where the C library is not glibc (nothing is
     changed there)."""
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-    except (OSError, AttributeError):
+    mallopt = libc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    if mallopt is None:
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )

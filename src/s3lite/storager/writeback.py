@@ -17,8 +17,8 @@ the C library lacks it (not Linux) :func:`start_writeback` does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-from collections.abc import Callable
+
+from ..libc import libc_function
 
 SYNC_FILE_RANGE_WRITE = 2
 """Start writing the range's dirty pages; do not wait for them (linux/fs.h)."""
@@ -26,19 +26,9 @@ SYNC_FILE_RANGE_WRITE = 2
 WRITEBACK_AFTER = 8 << 20
 """Bytes written to a file between two requests to start its write-back."""
 
-
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE = libc_function(
+    "sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+)
 
 
 def start_writeback(fd: int, offset: int, length: int) -> bool:
@@ -47,4 +37,4 @@ def start_writeback(fd: int, offset: int, length: int) -> bool:
     fsync will write them anyway, so a refusal is not an error)."""
     if _SYNC_FILE_RANGE is None or length <= 0:
         return False
-    return _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE) == 0
+    return bool(_SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE) == 0)
