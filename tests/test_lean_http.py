@@ -6,6 +6,7 @@ event loop and talks raw HTTP/1.1 to it over a socket, so that the bytes on the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -19,9 +20,12 @@ import anyio
 import anyio.abc
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from uvicorn.server import ServerState
 
 from s3lite.asgi import Receive, Scope, Send
-from s3lite.lean_http import MAX_HEAD, LeanHttpToolsProtocol
+from s3lite.lean_http import ARENA, HEAD_READ, MAX_HEAD, LeanHttpProtocol
 from s3lite.service import bind
 
 pytestmark = pytest.mark.anyio
@@ -54,7 +58,7 @@ class Echo:
                 self.gone.set()
                 return
             body = message.get("body", b"")
-            assert isinstance(body, bytes)
+            assert isinstance(body, bytes | memoryview)
             digest.update(body)
             size += len(body)
             messages += 1
@@ -78,7 +82,7 @@ class Echo:
 async def serving(app: Any) -> AsyncIterator[tuple[str, int]]:
     sock = bind("127.0.0.1", 0)  # listening already: clients may connect at once
     config = uvicorn.Config(
-        app, http=LeanHttpToolsProtocol, lifespan="off", log_level="critical", log_config=None
+        app, http=LeanHttpProtocol, lifespan="off", log_level="critical", log_config=None
     )
     server = uvicorn.Server(config)
     try:
@@ -277,3 +281,194 @@ async def test_a_body_the_app_does_not_read_stops_the_socket_being_read() -> Non
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line == b"HTTP/1.1 200 OK"
     assert answer_of(rest.split(b"\r\n\r\n", 1)[1]).items() >= expected(body, "/wait").items()
+
+
+class Keeper:
+    """Keeps every body message as it was handed over (no copy), answers once the body
+    has ended with the digest of what the kept messages hold *then*, and records the
+    messages' types and sizes; /wait first waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.release = anyio.Event()
+        self.kept: list[Any] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/wait":
+            await self.release.wait()
+        while True:
+            message = await receive()
+            assert message["type"] == "http.request"
+            self.kept.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        digest = hashlib.sha256()
+        for body in self.kept:
+            digest.update(body)
+        answer = json.dumps({"sha256": digest.hexdigest(), "size": sum(map(len, self.kept))})
+        headers = [(b"content-length", b"%d" % len(answer))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.encode()})
+
+
+async def test_body_messages_are_views_that_never_change_after_they_are_handed_over() -> None:
+    # Several bodies on one connection, sent in uneven writes: had an arena been
+    # written again, a message kept from an earlier body would now hold other bytes.
+    rng = random.Random(11)
+    app = Keeper()
+    bodies = [rng.randbytes(size) for size in (3 * MiB + 5, 70_000, 2 * MiB, 1)]
+    with anyio.fail_after(TIMEOUT):
+        async with connection(app) as (stream, reader):
+            for i, body in enumerate(bodies):
+                wire = memoryview(put(f"/{i}", body))
+                while wire:
+                    size = rng.choice((1000, 65536, 300_000, MiB))
+                    await stream.send(bytes(wire[:size]))
+                    wire = wire[size:]
+                status, answer = await reader.response()
+                assert status == 200
+                whole = b"".join(bodies[: i + 1])
+                assert answer_of(answer) == {
+                    "sha256": hashlib.sha256(whole).hexdigest(),
+                    "size": len(whole),
+                }
+    # the body's bytes that came with its head went through the parser; the rest are
+    # the reads themselves
+    assert memoryview in {type(body) for body in app.kept}
+    assert all(len(body) <= HEAD_READ for body in app.kept if isinstance(body, bytes))
+
+
+async def test_connections_sharing_the_head_buffer_keep_their_own_requests() -> None:
+    # Heads arrive on three connections in halves, interleaved: each read of the one
+    # head buffer is copied out before the next, so no request gets another's bytes.
+    rng = random.Random(9)
+    bodies = [rng.randbytes(size) for size in (10, 200_000, 3000)]
+    wires = [put(f"/{i}", body) for i, body in enumerate(bodies)]
+    with anyio.fail_after(TIMEOUT):
+        async with serving(Echo()) as (host, port):
+            streams = [await anyio.connect_tcp(host, port) for _ in wires]
+            try:
+                for start, end in ((0, 20), (20, 60), (60, None)):
+                    for stream, wire in zip(streams, wires, strict=True):
+                        await stream.send(wire[start:end])
+                for i, (stream, body) in enumerate(zip(streams, bodies, strict=True)):
+                    status, answer = await Reader(stream).response()
+                    assert status == 200
+                    assert answer_of(answer).items() >= expected(body, f"/{i}").items()
+            finally:
+                for stream in streams:
+                    await stream.aclose()
+
+
+# -- the protocol driven by hand: reads as the event loop would make them --------------
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.paused = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 1), "peername": ("127.0.0.1", 2)}.get(name, default)
+
+    def write(self, data: Any) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+
+async def never_reads(scope: Scope, receive: Receive, send: Send) -> None:
+    await anyio.sleep_forever()  # the test takes the messages itself
+
+
+def serve_by_hand() -> LeanHttpProtocol:
+    config = uvicorn.Config(never_reads, lifespan="off", log_config=None, log_level="critical")
+    config.load()
+    protocol = LeanHttpProtocol(config=config, server_state=ServerState(), app_state={})
+    protocol.connection_made(FakeTransport())
+    return protocol
+
+
+def read(protocol: LeanHttpProtocol, data: bytes) -> int:
+    """One read of the socket, as the event loop makes it: into the buffer the protocol
+    gives, as much of ``data`` as fits; how much that was."""
+    buffer = protocol.get_buffer(-1)
+    size = min(len(buffer), len(data))
+    buffer[:size] = data[:size]
+    protocol.buffer_updated(size)
+    return size
+
+
+async def take(protocol: LeanHttpProtocol) -> dict[str, Any]:
+    cycle = protocol.http.cycle
+    assert cycle.message_event.is_set()  # a message waits: receive() does not block
+    message: dict[str, Any] = await cycle.receive()
+    return message
+
+
+async def test_reads_that_wait_are_handed_over_as_one_view_per_arena() -> None:
+    protocol = serve_by_hand()
+    body = random.Random(3).randbytes(ARENA + 300_000)
+    read(protocol, put("/", b"").replace(b"content-length: 0", b"content-length: %d" % len(body)))
+    offset = 0
+    for _ in range(4):  # four reads of a quarter arena each, none taken yet
+        offset += read(protocol, body[offset : offset + ARENA // 4])
+    assert offset == ARENA
+    first = await take(protocol)
+    assert isinstance(first["body"], memoryview)
+    assert bytes(first["body"]) == body[:ARENA]
+    assert first["more_body"]
+    while offset < len(body):
+        offset += read(protocol, body[offset:])
+    last = await take(protocol)
+    assert bytes(last["body"]) == body[ARENA:]
+    assert not last["more_body"]
+    assert bytes(first["body"]) == body[:ARENA]  # unchanged by the reads that followed
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(1, 3 * ARENA),
+    with_head=st.integers(0, 5000),
+    reads=st.lists(st.integers(1000, 400_000), min_size=1, max_size=40),
+    takes=st.lists(st.booleans(), min_size=1, max_size=40),
+    seed=st.integers(0, 2**32),
+)
+def test_any_reads_and_takes_hand_over_the_body_whole_and_unchanged(
+    size: int, with_head: int, reads: list[int], takes: list[bool], seed: int
+) -> None:
+    body = random.Random(seed).randbytes(size)
+    head = put("/", b"").replace(b"content-length: 0", b"content-length: %d" % size)
+    early = body[:with_head]  # body bytes that came with the head: through the parser
+
+    async def run() -> list[Any]:
+        protocol = serve_by_hand()
+        wire = head + early
+        while wire:
+            wire = wire[read(protocol, wire) :]
+        kept: list[Any] = []
+        offset, step = len(early), 0
+        while True:
+            waiting = protocol.http.cycle.message_event.is_set()
+            if offset < size and not (waiting and takes[step % len(takes)]):
+                offset += read(protocol, body[offset : offset + reads[step % len(reads)]])
+            else:
+                message = await take(protocol)
+                kept.append(message["body"])
+                if not message["more_body"]:
+                    return kept
+            step += 1
+
+    kept = asyncio.run(run())
+    assert b"".join(kept) == body  # whole, in order, and no kept view was overwritten
+    assert all(isinstance(piece, memoryview) for piece in kept if len(piece) > with_head)

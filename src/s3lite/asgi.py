@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import attrs
 
+from .buffers import Buffer
 from .errors import S3liteError
 from .logs import event
 from .streams import root_cause
@@ -110,18 +111,20 @@ class Request:
 
     async def body(
         self, *, batch: int = 0, idle_timeout: float | None = None
-    ) -> AsyncIterator[bytes]:
-        """The request body, chunk by chunk; raises ClientDisconnected if it is cut
-        short, and TimeoutError if no message comes for ``idle_timeout`` seconds.
+    ) -> AsyncIterator[Buffer]:
+        """The request body, chunk by chunk (bytes or memoryviews: see lean_http.py);
+        raises ClientDisconnected if it is cut short, and TimeoutError if no message
+        comes for ``idle_timeout`` seconds.
 
-        The server hands the body over in messages of at most 64 KiB; with ``batch``,
-        messages are joined into chunks of at least that many bytes (the last may be
-        shorter), so a large body costs every layer above (auth, digests, dealing, a
-        node's writer) one pass per batch instead of one per message: that per-chunk
-        Python work, not the copying, was most of the CPU an upload cost. Memory is
-        one batch.
+        The server hands the body over in messages of any size (a socket read, or
+        what waited: see lean_http.py); with ``batch``, messages are joined into
+        chunks of at least that many bytes (the last may be shorter), so a large body
+        costs every layer above (auth, digests, dealing) one pass per batch instead of
+        one per message: that per-chunk Python work, not the copying, was most of the
+        CPU an upload cost on the gateway. Memory is one batch. (A node's writer
+        gathers pieces itself and takes the messages as they come.)
         """
-        gathered: list[bytes] = []
+        gathered: list[Buffer] = []
         size = 0
         while True:
             if idle_timeout is None:

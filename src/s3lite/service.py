@@ -25,7 +25,7 @@ import uvicorn
 
 from .allocator import tune_allocator
 from .asgi import Receive, Scope, Send
-from .lean_http import LeanHttpToolsProtocol
+from .lean_http import LeanHttpProtocol
 from .logs import configure, drop_unfinished_response_lines, quiet_loop_errors
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -95,7 +95,7 @@ async def serve(
         served = _ByListener(app, {_address(s): other for s, other in extra.items()})
     config = uvicorn.Config(
         served,
-        http=LeanHttpToolsProtocol,
+        http=LeanHttpProtocol,  # type: ignore[arg-type]  # a BufferedProtocol: see lean_http
         lifespan="off",
         access_log=False,
         log_config=None,

@@ -7,16 +7,17 @@ from contextlib import contextmanager
 
 import anyio
 
+from .buffers import Buffer
 from .errors import EntityTooLarge, S3liteError
 
-Body = bytes | bytearray | memoryview | AsyncIterable[bytes]
+Body = bytes | bytearray | memoryview | AsyncIterable[Buffer]
 """What an upload accepts: the bytes themselves, or an async iterable of chunks."""
 
 CHUNK = 1 << 20
 """Largest chunk cut from an in-memory body."""
 
 
-async def iterate_body(body: Body, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+async def iterate_body(body: Body, chunk: int = CHUNK) -> AsyncIterator[Buffer]:
     """``body`` as an async iterator of non-empty chunks of at most ``chunk`` bytes when
     it is in memory; an async iterable is passed through (empty chunks dropped)."""
     if isinstance(body, bytes | bytearray | memoryview):
@@ -29,7 +30,7 @@ async def iterate_body(body: Body, chunk: int = CHUNK) -> AsyncIterator[bytes]:
             yield piece
 
 
-async def at_most(chunks: AsyncIterator[bytes], limit: int, what: str) -> AsyncIterator[bytes]:
+async def at_most(chunks: AsyncIterator[Buffer], limit: int, what: str) -> AsyncIterator[Buffer]:
     """``chunks``, raising EntityTooLarge ("``what`` is at most ``limit`` bytes") as soon
     as they pass ``limit`` bytes, before the chunk that passes it is handed on."""
     total = 0

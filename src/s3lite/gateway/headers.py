@@ -19,6 +19,7 @@ import binascii
 import email.utils
 from collections.abc import AsyncIterator, Mapping
 
+from ..buffers import Buffer
 from ..errors import BadDigest, EntityTooLarge, InvalidArgument, InvalidDigest
 from ..receiver import ExpectedDigests, ObjectHeaders, ObjectInfo, ReadConditions, WriteCondition
 from ..receiver.checksums import ALGORITHMS, check_algorithm, decode
@@ -151,8 +152,8 @@ def expected_digests(headers: Mapping[str, str], trailers: Trailers) -> Expected
 
 
 async def with_trailer_checksum(
-    chunks: AsyncIterator[bytes], trailers: Trailers, expected: ExpectedDigests
-) -> AsyncIterator[bytes]:
+    chunks: AsyncIterator[Buffer], trailers: Trailers, expected: ExpectedDigests
+) -> AsyncIterator[Buffer]:
     """The body, then (once it has ended, before the receiver verifies and commits)
     the trailer's checksum put where the receiver will compare it."""
     async for chunk in chunks:

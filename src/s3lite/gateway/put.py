@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from ..asgi import Send, send_bytes
+from ..buffers import Buffer
 from ..receiver import ExpectedDigests
 from ..streams import at_most
 from . import headers as h
@@ -23,7 +24,7 @@ from .call import Call, Handler
 from .get import stored_key
 
 
-def checked_body(call: Call, payload: Payload) -> tuple[AsyncIterator[bytes], ExpectedDigests]:
+def checked_body(call: Call, payload: Payload) -> tuple[AsyncIterator[Buffer], ExpectedDigests]:
     """The body of a PutObject or UploadPart, refused past 5 GiB, with the digests it
     must match (the trailer's checksum filled in when the body ends; the signed
     SHA-256 of a ``defer_sha256`` payload, hashed by the receiver with the others)."""

@@ -135,7 +135,7 @@ class ObservedClient:
         stream = await self._call("export_sectors", self.inner.export_sectors(sectors))
         return self._stream("export_sectors", stream)
 
-    async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
+    async def import_sectors(self, archive: AsyncIterable[Buffer]) -> ImportResult:
         return await self._call("import_sectors", self.inner.import_sectors(self._counted(archive)))
 
     async def drop_sectors(self, sectors: Collection[int]) -> None:

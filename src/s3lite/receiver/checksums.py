@@ -32,6 +32,7 @@ import attrs
 import crc32c
 from awscrt import checksums as crt
 
+from ..buffers import Buffer
 from ..errors import BadDigest, InvalidArgument, InvalidDigest, XAmzContentSHA256Mismatch
 from .manifest import COMPOSITE, FULL_OBJECT
 
@@ -51,7 +52,7 @@ CHECKSUM_TYPES = {
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: Buffer, /) -> None: ...
 
     def digest(self) -> bytes: ...
 
@@ -60,23 +61,23 @@ class Hasher(Protocol):
 class _Crc:
     """A running CRC from a C function ``(data, previous) -> crc``."""
 
-    step: Callable[[bytes, int], int]
+    step: Callable[[Buffer, int], int]
     width: int
     value: int = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Buffer) -> None:
         self.value = self.step(data, self.value)
 
     def digest(self) -> bytes:
         return self.value.to_bytes(self.width // 8, "big")
 
 
-def _crc32c(data: bytes, previous: int) -> int:
+def _crc32c(data: Buffer, previous: int) -> int:
     result: int = crc32c.crc32c(data, previous)
     return result
 
 
-_CRCS: dict[str, tuple[Callable[[bytes, int], int], int, int]] = {
+_CRCS: dict[str, tuple[Callable[[Buffer, int], int], int, int]] = {
     # name: (C function, width, reflected polynomial)
     CRC32: (zlib.crc32, 32, 0xEDB88320),
     CRC32C: (_crc32c, 32, 0x82F63B78),
@@ -259,7 +260,7 @@ class Digester:
             if hasher is not None and all(hasher is not known for known in self._hashers):
                 self._hashers.append(hasher)
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: Buffer) -> None:
         for hasher in self._hashers:
             hasher.update(chunk)
 

@@ -88,13 +88,13 @@ class Prepared:
     """A body whose stripe unit is settled: ``chunks`` replays any read-ahead."""
 
     unit: int
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncIterator[Buffer]
     size: int | None = None
     """The body's size when known: declared, or read ahead to its end."""
 
 
 async def prepare(
-    chunks: AsyncIterator[bytes], declared: int | None, max_unit: int, parts: int
+    chunks: AsyncIterator[Buffer], declared: int | None, max_unit: int, parts: int
 ) -> Prepared:
     """Settle the stripe unit, reading ahead at most ``parts * max_unit`` bytes.
 
@@ -117,12 +117,12 @@ class _Coalescer:
     """Gathers small chunks into pieces of about SEND_BATCH bytes, in linear time."""
 
     def __init__(self) -> None:
-        self._done: deque[bytes] = deque()
-        self._small: list[bytes] = []
+        self._done: deque[Buffer] = deque()
+        self._small: list[Buffer] = []
         self._small_size = 0
         self.total = 0
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, chunk: Buffer) -> None:
         self.total += len(chunk)
         self._small.append(chunk)
         self._small_size += len(chunk)
@@ -134,12 +134,12 @@ class _Coalescer:
             self._done.append(self._small[0] if len(self._small) == 1 else b"".join(self._small))
             self._small, self._small_size = [], 0
 
-    def pieces(self) -> deque[bytes]:
+    def pieces(self) -> deque[Buffer]:
         self._flush()
         return self._done
 
 
-async def _replay(buffered: deque[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _replay(buffered: deque[Buffer], rest: AsyncIterator[Buffer]) -> AsyncIterator[Buffer]:
     while buffered:
         yield buffered.popleft()
     async for chunk in rest:
@@ -234,7 +234,7 @@ class SegmentWriter:
         """Part index -> node, for the parts recorded missing."""
         return {index: node for index, (node, _) in self._sender.failed.items()}
 
-    async def write(self, chunks: AsyncIterable[bytes], declared: int | None) -> Segment:
+    async def write(self, chunks: AsyncIterable[Buffer], declared: int | None) -> Segment:
         """Store every byte of ``chunks``; raises BodyLengthMismatch (after the writers
         stop) if the total differs from ``declared``, and the first node failure when
         fewer than six parts could be stored. Whatever it raises, no writer is still
@@ -244,7 +244,7 @@ class SegmentWriter:
             raise self._too_few_parts()
         return self._segment()
 
-    async def _deal_or_stop(self, chunks: AsyncIterable[bytes], declared: int | None) -> None:
+    async def _deal_or_stop(self, chunks: AsyncIterable[Buffer], declared: int | None) -> None:
         """Deal the body, unless too many parts fail first (they cancel the deal)."""
         with self._dealing:
             async with anyio.create_task_group() as group:
@@ -313,7 +313,7 @@ class SegmentWriter:
         return self._group_rows * self.unit
 
     async def _deal(
-        self, chunks: AsyncIterable[bytes], declared: int | None, hasher: OrderedHasher
+        self, chunks: AsyncIterable[Buffer], declared: int | None, hasher: OrderedHasher
     ) -> None:
         """Deal the body to the data parts, group by group, and send each group's
         parity once its data is out."""
@@ -375,12 +375,12 @@ class OrderedHasher:
     def __init__(self, digester: Digester, group: anyio.abc.TaskGroup) -> None:
         self._digester = digester
         self._group = group
-        self._gathered: list[bytes] = []
+        self._gathered: list[Buffer] = []
         self._size = 0
         self._idle = anyio.Event()
         self._idle.set()
 
-    async def add(self, chunk: bytes) -> None:
+    async def add(self, chunk: Buffer) -> None:
         self._gathered.append(chunk)
         self._size += len(chunk)
         if self._size >= HASH_BATCH:
@@ -389,13 +389,13 @@ class OrderedHasher:
             self._idle = anyio.Event()
             self._group.start_soon(self._hash, batch, self._idle)
 
-    async def _hash(self, batch: list[bytes], done: anyio.Event) -> None:
+    async def _hash(self, batch: list[Buffer], done: anyio.Event) -> None:
         try:
             await anyio.to_thread.run_sync(self._update, batch)
         finally:
             done.set()
 
-    def _update(self, batch: list[bytes]) -> None:
+    def _update(self, batch: list[Buffer]) -> None:
         for chunk in batch:
             self._digester.update(chunk)
 

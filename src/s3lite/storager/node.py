@@ -489,7 +489,7 @@ class StorageNode:
             check_sector(sector)
         return write_archive(transfer.members(self, sorted(set(sectors))))
 
-    async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
+    async def import_sectors(self, archive: AsyncIterable[Buffer]) -> ImportResult:
         self._check_open()
         staging = self._tmp / f"import-{secrets.token_hex(8)}"
         await anyio.to_thread.run_sync(staging.mkdir)

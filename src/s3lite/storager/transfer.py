@@ -17,6 +17,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..buffers import Buffer
 from ..errors import CorruptArchive, DamagedPart, InvalidName, PartNotFound
 from ..sectors import check_sector
 from ..transport.base import check_name
@@ -68,7 +69,9 @@ async def members(node: StorageNode, sectors: list[int]) -> AsyncGenerator[Membe
         log.error("export of sectors %s left out %d damaged parts", sectors, skipped)
 
 
-async def stage(node: StorageNode, archive: AsyncIterable[bytes], staging: Path) -> tuple[int, int]:
+async def stage(
+    node: StorageNode, archive: AsyncIterable[Buffer], staging: Path
+) -> tuple[int, int]:
     """Write every member of ``archive`` under ``staging`` (``SSS/NAME``), checked on
     the way in; (parts, payload bytes). CorruptArchive for anything wrong, with the
     staged files left for the caller to remove."""

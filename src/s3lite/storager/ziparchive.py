@@ -22,6 +22,7 @@ from contextlib import aclosing
 
 import attrs
 
+from ..buffers import Buffer
 from ..errors import CorruptArchive
 from ..transport.base import ByteStream
 
@@ -173,7 +174,7 @@ class ReadMember:
 class _Reader:
     """Exact reads over an async byte stream, holding at most one chunk of look-ahead."""
 
-    def __init__(self, body: AsyncIterable[bytes]) -> None:
+    def __init__(self, body: AsyncIterable[Buffer]) -> None:
         self._source = aiter(body)
         self._buffer = b""
         self._position = 0
@@ -226,7 +227,7 @@ def _zip64_sizes(extra: bytes, name: str) -> tuple[int, int]:
     raise CorruptArchive(f"member {name!r} has 32-bit overflow sizes but no zip64 extra field")
 
 
-async def read_members(body: AsyncIterable[bytes]) -> AsyncGenerator[ReadMember, None]:
+async def read_members(body: AsyncIterable[Buffer]) -> AsyncGenerator[ReadMember, None]:
     """Yield the members of an archive written by :func:`write_archive` (or any zip of
     stored members whose local headers carry sizes), then check the directory at the
     end: its entry count must match, so a truncated archive is never taken as whole.

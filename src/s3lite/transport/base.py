@@ -228,7 +228,7 @@ class NodeClient(Protocol):
         """
         ...
 
-    async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
+    async def import_sectors(self, archive: AsyncIterable[Buffer]) -> ImportResult:
         """Verify and store every part of an archive made by ``export_sectors``;
         ``ImportResult.bytes`` counts payload bytes.
 

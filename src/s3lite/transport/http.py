@@ -269,7 +269,7 @@ class HttpNodeClient:
         result = await self._upload("PUT", url, body, answer_timeout=answer, length=length)
         return PartStat(**result)
 
-    async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
+    async def import_sectors(self, archive: AsyncIterable[Buffer]) -> ImportResult:
         result = await self._upload(
             "POST", self._url("import"), archive, answer_timeout=self._settings.bulk_timeout
         )

@@ -57,10 +57,6 @@ from .base import NodeClient, PartStat, SizedByteStream
 from .secret import is_authorized
 from .wire import encode_check, encode_error
 
-BODY_BATCH = 1 << 20
-"""A part's body is read in chunks of about this many bytes (Request.body's ``batch``):
-the node's writer takes each to its worker thread as is, one hop per MiB."""
-
 log = logging.getLogger(__name__)
 
 
@@ -203,7 +199,9 @@ class NodeApp(App):
                 usage = await node.usage()
                 await send_json(send, 200, {"sectors": {str(s): b for s, b in usage.items()}})
             case "PUT", ("v1", "sectors", sector, name):
-                body = request.body(batch=BODY_BATCH)
+                # The messages as they come (arena runs, lean_http.py): the node's writer
+                # gathers them into its batches without joining them.
+                body = request.body()
                 stat = await node.put_part(_sector(sector), name, body)
                 await send_json(send, 200, stat_json(stat))
             case "GET", ("v1", "sectors", sector, name):

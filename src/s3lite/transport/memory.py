@@ -103,7 +103,7 @@ class MemoryClient:
     async def export_sectors(self, sectors: Collection[int]) -> ByteStream:
         return await self._node().export_sectors(sectors)
 
-    async def import_sectors(self, archive: AsyncIterable[bytes]) -> ImportResult:
+    async def import_sectors(self, archive: AsyncIterable[Buffer]) -> ImportResult:
         return await self._node().import_sectors(archive)
 
     async def drop_sectors(self, sectors: Collection[int]) -> None:

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from ...buffers import Buffer
 from ...errors import BodyLengthMismatch, InvalidArgument, SignatureDoesNotMatch
 from .sigv4 import EMPTY_SHA256, signature
 
@@ -124,7 +125,7 @@ class ChunkedDecoder:
     def done(self) -> bool:
         return self._state is _State.DONE
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: Buffer) -> bytes:
         """Take the next bytes of the body; return the data bytes they complete."""
         if self._state is _State.DONE:
             if data:

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 import attrs
 
 from ...asgi import MAX_LENGTH_DIGITS, Request
+from ...buffers import Buffer
 from ...errors import InvalidArgument, RequestTimeout, XAmzContentSHA256Mismatch
 from . import sigv4
 from .chunked import ChunkedDecoder, ChunkSigning
@@ -58,7 +59,7 @@ class Trailers:
 
 @attrs.frozen
 class Payload:
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncIterator[Buffer]
     size: int | None
     """The body's length once decoded, if the request said (None: read to the end)."""
     trailers: Trailers
@@ -117,7 +118,7 @@ def request_payload(
     return Payload(_hashed(raw, payload), size, trailers, stored_encoding)
 
 
-async def _guarded(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
+async def _guarded(request: Request, idle_timeout: float) -> AsyncIterator[Buffer]:
     chunks = request.body(batch=BODY_BATCH, idle_timeout=idle_timeout)
     try:
         async for chunk in chunks:
@@ -128,7 +129,7 @@ async def _guarded(request: Request, idle_timeout: float) -> AsyncIterator[bytes
         ) from None
 
 
-async def _hashed(chunks: AsyncIterator[bytes], expected: str) -> AsyncIterator[bytes]:
+async def _hashed(chunks: AsyncIterator[Buffer], expected: str) -> AsyncIterator[Buffer]:
     digest = hashlib.sha256()
     async for chunk in chunks:
         digest.update(chunk)
@@ -140,8 +141,8 @@ async def _hashed(chunks: AsyncIterator[bytes], expected: str) -> AsyncIterator[
 
 
 async def _decoded(
-    chunks: AsyncIterator[bytes], decoder: ChunkedDecoder, trailers: Trailers
-) -> AsyncIterator[bytes]:
+    chunks: AsyncIterator[Buffer], decoder: ChunkedDecoder, trailers: Trailers
+) -> AsyncIterator[Buffer]:
     async for chunk in chunks:
         data = decoder.feed(chunk)
         if data:
