@@ -35,7 +35,7 @@ CHECKSUM_PREFIX = "x-amz-checksum-"
 
 BODY_BATCH = 1 << 20
 """The body is read in chunks of about this many bytes (Request.body's ``batch``): one
-pass through the layers above per MiB, not per 64 KiB message, and one stripe unit."""
+pass through the layers above per MiB, not per socket read, and one stripe unit."""
 
 
 @attrs.define
