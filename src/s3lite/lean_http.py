@@ -15,10 +15,10 @@ uvicorn's httptools protocol does not), and changes the body's way:
   Outside a body it reads into one head buffer and feeds a copy of what came to
   uvicorn's parser, as uvicorn would.
 - Once the head of a request with a ``Content-Length`` body has been parsed, reads
-  go into *arenas* (fresh :data:`ARENA`-byte bytearrays, never written twice, so a
-  piece handed out never changes), at most up to the body's end, so the parser never
-  sees them (it would only copy them); it is replaced by a fresh one for the next
-  request once the body is complete.
+  go into *arenas* (fresh :data:`ARENA`-byte bytearrays, not zeroed since reads fill
+  them, never written twice, so a piece handed out never changes), at most up to the
+  body's end, so the parser never sees them (it would only copy them); it is
+  replaced by a fresh one for the next request once the body is complete.
 - Body bytes wait, up to :data:`BODY_HIGH_WATER`, and ``receive()`` hands over what
   waits without copying it: consecutive reads into one arena are one memoryview of it
   (a *run*), one message each; bytes that came through the parser are joined (a body
@@ -43,7 +43,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from .buffers import Buffer
+from .buffers import Buffer, uninitialized
 
 MAX_HEAD = 64 << 10
 """Bytes a request's URL and headers may take: more is answered 400 (httptools itself
@@ -265,7 +265,7 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
             return _head_buffer()
         if len(self._arena) - self._filled < min(left, MIN_READ):
             # a small body gets an arena of its size, not a whole one
-            self._arena, self._filled = memoryview(bytearray(min(left, ARENA))), 0
+            self._arena, self._filled = memoryview(uninitialized(min(left, ARENA))), 0
         return self._arena[self._filled : self._filled + left]
 
     def buffer_updated(self, nbytes: int) -> None:

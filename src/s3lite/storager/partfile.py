@@ -46,7 +46,7 @@ from collections.abc import Sequence
 import attrs
 import xxhash
 
-from ..buffers import Buffer
+from ..buffers import Buffer, uninitialized
 
 MAGIC = b"S3LPART2"
 BLOCK_SIZE = 64 * 1024
@@ -178,7 +178,7 @@ def read_blocks(
     start = header.frame_offset(first)
     size = header.frame_offset(last) - start
     if cached_only:
-        buffer = bytearray(size)
+        buffer = uninitialized(size)
         if os.preadv(fd, [buffer], start, os.RWF_NOWAIT) != size:
             raise BlockingIOError(f"blocks {first}-{last - 1} are not all in the page cache")
         raw = memoryview(buffer)
