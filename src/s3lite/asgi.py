@@ -188,7 +188,7 @@ async def send_json(send: Send, status: int, value: object, headers: Headers = (
 async def send_stream(
     send: Send,
     status: int,
-    chunks: AsyncIterable[bytes],
+    chunks: AsyncIterable[Buffer],
     headers: Headers = (),
     receive: Receive | None = None,
 ) -> None:

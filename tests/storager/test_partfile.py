@@ -33,7 +33,9 @@ from s3lite.sectors import check_sector
 from s3lite.storager import partwriter, writeback
 from s3lite.storager.partfile import (
     BLOCK_SIZE,
+    CHECK_SIZE,
     HEADER_SIZE,
+    VECTOR_BLOCKS,
     Damage,
     FileChecker,
     Header,
@@ -41,6 +43,7 @@ from s3lite.storager.partfile import (
     check_file,
     read_blocks,
     read_header,
+    read_payload,
     sector_dir_name,
 )
 from s3lite.storager.partwriter import PartWriter, StagedPart
@@ -524,6 +527,26 @@ def test_a_short_file_is_for_the_blocking_read_to_call_damaged(scratch: Path) ->
             read_blocks(fd, header, 0, 3, cached_only=True)
         with pytest.raises(Damage, match="ends inside block 2"):
             read_blocks(fd, header, 0, 3)
+
+
+def test_a_read_of_more_blocks_than_one_scatter_read_takes(scratch: Path) -> None:
+    """Past VECTOR_BLOCKS blocks a read is several scatter reads: the payload is still
+    one run of bytes, and damage or a short file past the first one is still named."""
+    blocks = VECTOR_BLOCKS + 44
+    data = data_of(blocks * B + 11)
+    raw = part_bytes(scratch, data, [3 * B])
+    with opened(scratch, raw) as fd:
+        header = read_header(fd)
+        assert read_payload(fd, header, 0, blocks + 1) == data
+        assert read_payload(fd, header, 5, blocks) == data[5 * B :]
+    bad = VECTOR_BLOCKS + 20
+    flipped = bytearray(raw)
+    flipped[header.frame_offset(bad) + CHECK_SIZE + 7] ^= 0x10
+    with opened(scratch, bytes(flipped)) as fd, pytest.raises(Damage, match=f"block {bad} "):
+        read_payload(fd, header, 0, blocks + 1)
+    short = raw[: header.frame_offset(bad) + 100]
+    with opened(scratch, short) as fd, pytest.raises(Damage, match=f"ends inside block {bad}"):
+        read_payload(fd, header, 0, blocks + 1)
 
 
 # -- whole-file checks -----------------------------------------------------------------

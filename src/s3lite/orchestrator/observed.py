@@ -154,7 +154,7 @@ class ObservedStream:
     def __aiter__(self) -> ObservedStream:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def __anext__(self) -> Buffer:
         try:
             chunk = await self._inner.__anext__()
         except StopAsyncIteration:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
+from ..buffers import Buffer
 from ..errors import S3liteError
 from ..metrics import GatewayMetrics
 from ..progress import Progress
@@ -65,7 +66,7 @@ async def moving_sizes(client: Clients, migration: Migration) -> dict[int, int]:
 
 async def _relay(
     archive: ByteStream, count: DonorCount, on_first_chunk: Callable[[], Awaitable[None]]
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[Buffer]:
     first = True
     async for chunk in archive:
         count.relayed(len(chunk))

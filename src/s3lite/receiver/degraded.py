@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 
 import anyio.to_thread
 
+from ..buffers import Buffer
 from ..erasure import DATA_UNITS, Codec, codec
 from .download import PartReader
 from .manifest import Segment
@@ -48,7 +49,7 @@ async def decode_rows(
     sources: Mapping[int, PartReader],
     start: int,
     end: int,
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[Buffer, None]:
     """Segment bytes start..end (inclusive) from six open ``sources`` (part index ->
     reader over :func:`source_span`), decoding the data parts that are not among them.
     Closes the sources when done or abandoned; raises download.PartFailed when a
@@ -57,7 +58,7 @@ async def decode_rows(
     layout = segment.layout
     decoder = codec(segment.parity)
     absent = [index for index in range(DATA_UNITS) if index not in sources]
-    held: bytes | None = None
+    held: Buffer | None = None
     try:
         for row in range(layout.row_of(start), layout.row_of(end) + 1):
             plan = layout.row_plan(row, start, end)

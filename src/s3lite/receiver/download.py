@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import xxhash
 
+from ..buffers import Buffer
 from ..errors import ChecksumMismatch, DataLoss, S3liteError
 from ..transport.base import ByteStream
 from .manifest import Segment
@@ -44,11 +45,11 @@ class PartReader:
         self.name = name
         self.index = index
         self._stream = stream
-        self._left = b""
+        self._left: Buffer = b""
         self._checksum = checksum
         self._hasher = xxhash.xxh3_64() if checksum is not None else None
 
-    async def _next(self, length: int) -> bytes:
+    async def _next(self, length: int) -> Buffer:
         try:
             return await anext(self._stream)
         except StopAsyncIteration:
@@ -57,7 +58,7 @@ class PartReader:
         except S3liteError as exc:
             raise PartFailed(self.index, exc) from exc
 
-    async def read(self, length: int) -> AsyncIterator[bytes]:
+    async def read(self, length: int) -> AsyncIterator[Buffer]:
         """Yield exactly ``length`` bytes; raises PartFailed if the part ends first or
         its stream fails."""
         while length:
@@ -74,7 +75,7 @@ class PartReader:
     async def take(self, length: int) -> bytes:
         """Exactly ``length`` bytes as one buffer (PartFailed as :meth:`read`)."""
         pieces = [chunk async for chunk in self.read(length)]
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) else b"".join(pieces)
 
     async def finish(self) -> None:
         """Check that the part ended where expected and, if read whole, its checksum:
@@ -102,7 +103,7 @@ class PartReader:
 
 async def join_segment(
     segment: Segment, readers: Mapping[int, PartReader], start: int, end: int
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[Buffer, None]:
     """The bytes start..end (inclusive) of ``segment``, read from the open ``readers``
     (one per data part the range touches). Closes the readers when done or abandoned.
 
@@ -115,7 +116,7 @@ async def join_segment(
     for index in readers:
         span = layout.part_span(index, start, end)
         remaining[index] = 0 if span is None else span[1] - span[0] + 1
-    held: bytes | None = None
+    held: Buffer | None = None
     try:
         for index, length in layout.pieces(start, end):
             async for chunk in readers[index].read(length):

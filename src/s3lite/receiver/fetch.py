@@ -30,6 +30,7 @@ from collections.abc import AsyncGenerator, Mapping
 import anyio
 import attrs
 
+from ..buffers import Buffer
 from ..erasure import DATA_UNITS
 from ..errors import (
     ChecksumMismatch,
@@ -127,7 +128,7 @@ class SegmentFetch:
             f"opened: its parts kept moving or failing ({self._describe()})"
         )
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
+    async def chunks(self) -> AsyncGenerator[Buffer, None]:
         """The bytes, opening (again) as needed; :meth:`open` first if the caller
         wants opening errors before the first byte."""
         while self._position <= self.last:

@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 
 import attrs
 
+from ..buffers import Buffer
 from .fetch import ReadContext, SegmentFetch
 from .manifest import Manifest, ObjectInfo, Segment
 
@@ -37,7 +38,7 @@ class ObjectRead:
     info: ObjectInfo
     span: tuple[int, int] | None
     """Inclusive range being returned; None for the whole object."""
-    chunks: AsyncGenerator[bytes, None]
+    chunks: AsyncGenerator[Buffer, None]
     _release: Callable[[], Awaitable[None]] | None = None
     _first: SegmentFetch | None = None
     """The first segment's read, opened: closed here too, because closing a generator
@@ -90,7 +91,7 @@ async def open_segment(context: ReadContext, piece: Piece) -> SegmentFetch:
 
 async def stream(
     context: ReadContext, pieces: Sequence[Piece], first: SegmentFetch | None
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[Buffer, None]:
     """The bytes of ``pieces`` in order; the first one is already open."""
     fetch = first
     try:

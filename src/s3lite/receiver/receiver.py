@@ -384,11 +384,12 @@ class Receiver:
     async def get_object(
         self, key: str, start: int | None = None, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        """The object's bytes (or the inclusive range start..end), streamed."""
+        """The object's bytes (or the inclusive range start..end), streamed as bytes
+        (the gateway, which takes any buffer, reads :meth:`open_object`'s chunks)."""
         read = await self.open_object(key, start, end)
         try:
             async for chunk in read.chunks:
-                yield chunk
+                yield chunk if isinstance(chunk, bytes) else bytes(chunk)
         finally:
             await read.aclose()
 

@@ -390,7 +390,7 @@ class StorageNode:
         finally:
             os.close(fd)
 
-    def _read_checked(self, reader: RangeReader, sector: int, name: str) -> bytes:
+    def _read_checked(self, reader: RangeReader, sector: int, name: str) -> memoryview:
         """(Blocking) ``reader.read()``, quarantining the file if it is damaged."""
         try:
             return reader.read()
@@ -414,7 +414,7 @@ class StorageNode:
         self._check_open()
         self._part_path(sector, name)  # validate before touching anything
 
-        def open_range() -> tuple[RangeReader, bytes]:
+        def open_range() -> tuple[RangeReader, memoryview]:
             fd = self._open_fd(sector, name)
             try:
                 header = partfile.read_header(fd)
@@ -433,7 +433,7 @@ class StorageNode:
 
         reader, first_chunk = await self._checked(sector, name, open_range)
 
-        def read_now() -> bytes | None:
+        def read_now() -> memoryview | None:
             """The next bytes if the page cache has them all and they check out; None
             for anything else (read_more then reads them again, and waits for the disk,
             quarantines a damaged file or raises as it must)."""
@@ -444,7 +444,7 @@ class StorageNode:
             except (OSError, Damage):
                 return None
 
-        def read_more() -> bytes:
+        def read_more() -> memoryview:
             return self._read_checked(reader, sector, name)
 
         return PartStream(

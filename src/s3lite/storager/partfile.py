@@ -61,6 +61,9 @@ HEADER_SIZE = HEADER.size
 CHECK = struct.Struct("<Q")
 CHECK_SIZE = CHECK.size
 
+VECTOR_BLOCKS = 256
+"""Blocks per scatter read: two buffers each, well under any system's IOV_MAX."""
+
 
 class Damage(Exception):
     """A part file is not what its header and checksums say; the message says where.
@@ -168,40 +171,64 @@ def read_blocks(
 ) -> list[memoryview]:
     """Payload blocks ``first .. first + count - 1`` (fewer at the end), each verified
     against its checksum before it is returned; Damage names the first bad one.
+    The blocks are consecutive slices of one buffer (see :func:`read_payload`).
 
     With ``cached_only``, BlockingIOError instead of waiting for the disk: the blocks
     are read only if the page cache holds them all (``RWF_NOWAIT``), and anything
     short of that, a short file included, is for a blocking read to sort out."""
-    last = min(first + count, header.blocks)
-    if last <= first:
-        return []
-    start = header.frame_offset(first)
-    size = header.frame_offset(last) - start
-    if cached_only:
-        buffer = uninitialized(size)
-        if os.preadv(fd, [buffer], start, os.RWF_NOWAIT) != size:
-            raise BlockingIOError(f"blocks {first}-{last - 1} are not all in the page cache")
-        raw = memoryview(buffer)
-    else:
-        raw = memoryview(os.pread(fd, size, start))
-    if len(raw) != size:
-        frame = CHECK_SIZE + header.block_size
-        raise Damage(f"the file ends inside block {first + len(raw) // frame}")
-    blocks = []
-    position = 0
-    for index in range(first, last):
+    payload = read_payload(fd, header, first, count, cached_only=cached_only)
+    blocks, position = [], 0
+    for index in range(first, first + _block_count(header, first, count)):
         length = header.block_length(index)
-        (expected,) = CHECK.unpack_from(raw, position)
-        block = raw[position + CHECK_SIZE : position + CHECK_SIZE + length]
-        if block_checksum(block, index) != expected:
-            offset = index * header.block_size
+        blocks.append(payload[position : position + length])
+        position += length
+    return blocks
+
+
+def read_payload(
+    fd: int, header: Header, first: int, count: int, *, cached_only: bool = False
+) -> memoryview:
+    """The payload of blocks ``first .. first + count - 1`` end to end, verified, as
+    :func:`read_blocks`. A scatter read puts each block's checksum aside and its
+    payload right after the previous block's, so a range of blocks leaves the node
+    as one buffer, neither copied out of the frames nor joined."""
+    blocks = _block_count(header, first, count)
+    lengths = [header.block_length(index) for index in range(first, first + blocks)]
+    payload = memoryview(uninitialized(sum(lengths)))
+    checks = memoryview(uninitialized(CHECK_SIZE * blocks))
+    flags = os.RWF_NOWAIT if cached_only else 0
+    offset, position = header.frame_offset(first), 0
+    for batch in range(0, blocks, VECTOR_BLOCKS):
+        vectors = []
+        expected = 0
+        for number in range(batch, min(batch + VECTOR_BLOCKS, blocks)):
+            vectors.append(checks[number * CHECK_SIZE : (number + 1) * CHECK_SIZE])
+            vectors.append(payload[position : position + lengths[number]])
+            position += lengths[number]
+            expected += CHECK_SIZE + lengths[number]
+        got = os.preadv(fd, vectors, offset, flags)
+        if got != expected:
+            if cached_only:
+                raise BlockingIOError(f"blocks from {first + batch} are not all in the page cache")
+            frame = CHECK_SIZE + header.block_size
+            raise Damage(f"the file ends inside block {first + batch + got // frame}")
+        offset += got
+    position = 0
+    for number, length in enumerate(lengths):
+        index = first + number
+        (expected,) = CHECK.unpack_from(checks, number * CHECK_SIZE)
+        if block_checksum(payload[position : position + length], index) != expected:
+            start = index * header.block_size
             raise Damage(
-                f"block {index} (payload bytes {offset}-{offset + length - 1}) does not "
+                f"block {index} (payload bytes {start}-{start + length - 1}) does not "
                 "match its checksum"
             )
-        blocks.append(block)
-        position += CHECK_SIZE + length
-    return blocks
+        position += length
+    return payload
+
+
+def _block_count(header: Header, first: int, count: int) -> int:
+    return max(0, min(first + count, header.blocks) - first)
 
 
 class RangeReader:
@@ -220,23 +247,19 @@ class RangeReader:
     def remaining(self) -> int:
         return self._last - self._position + 1
 
-    def read(self, *, cached_only: bool = False) -> bytes:
-        """The next verified bytes of the range; b"" once it is read. Raises Damage,
+    def read(self, *, cached_only: bool = False) -> memoryview:
+        """The next verified bytes of the range, empty once it is read. Raises Damage,
         and with ``cached_only`` BlockingIOError as read_blocks (the position does not
         move: the next read starts at the same byte)."""
         if self._position > self._last:
-            return b""
+            return memoryview(b"")
         size = self._header.block_size
         first = self._position // size
         count = min(self._blocks_per_read, self._last // size - first + 1)
-        blocks = read_blocks(self.fd, self._header, first, count, cached_only=cached_only)
+        payload = read_payload(self.fd, self._header, first, count, cached_only=cached_only)
         start = self._position - first * size
         end = self._last - first * size + 1  # relative to the first block's start
-        pieces = []
-        for number, block in enumerate(blocks):
-            base = number * size
-            pieces.append(block[max(0, start - base) : min(len(block), end - base)])
-        chunk = b"".join(pieces)
+        chunk = payload[start:end]
         self._position += len(chunk)
         return chunk
 

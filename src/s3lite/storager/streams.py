@@ -11,6 +11,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from ..buffers import Buffer
 from ..errors import DataLoss
 from .partfile import RangeReader
 
@@ -28,12 +29,12 @@ class PartStream:
     def __init__(
         self,
         reader: RangeReader,
-        first: bytes,
-        read_now: Callable[[], bytes | None],
-        read_more: Callable[[], Awaitable[bytes]],
+        first: Buffer,
+        read_now: Callable[[], Buffer | None],
+        read_more: Callable[[], Awaitable[Buffer]],
     ) -> None:
         self._reader = reader
-        self._next: bytes | None = first
+        self._next: Buffer | None = first
         self._read_now = read_now
         self._read_more = read_more
         self._closed = False
@@ -42,7 +43,7 @@ class PartStream:
     def __aiter__(self) -> PartStream:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def __anext__(self) -> Buffer:
         if self._closed:
             raise StopAsyncIteration
         chunk, self._next = self._next, None

@@ -63,7 +63,7 @@ class Member:
     chunks: ByteStream
 
 
-async def write_archive(members: AsyncGenerator[Member, None]) -> AsyncGenerator[bytes, None]:
+async def write_archive(members: AsyncGenerator[Member, None]) -> AsyncGenerator[Buffer, None]:
     """Yield a zip archive of ``members`` (closed when the archive is); raises
     CorruptArchive if a member's bytes do not add up to its declared size (the file
     changed under us)."""
