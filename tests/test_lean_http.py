@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from uvicorn.server import ServerState
 
 from s3lite.asgi import Receive, Scope, Send
-from s3lite.lean_http import ARENA, HEAD_READ, MAX_HEAD, LeanHttpProtocol
+from s3lite.buffers import ARENA
+from s3lite.lean_http import HEAD_READ, MAX_HEAD, LeanHttpProtocol
 from s3lite.service import bind
 
 pytestmark = pytest.mark.anyio

@@ -15,9 +15,9 @@ uvicorn's httptools protocol does not), and changes the body's way:
   Outside a body it reads into one head buffer and feeds a copy of what came to
   uvicorn's parser, as uvicorn would.
 - Once the head of a request with a ``Content-Length`` body has been parsed, reads
-  go into *arenas* (fresh :data:`ARENA`-byte bytearrays, not zeroed since reads fill
-  them, never written twice, so a piece handed out never changes), at most up to the
-  body's end, so the parser never sees them (it would only copy them); it is
+  go into *arenas* (:class:`s3lite.buffers.Arena`: fresh bytearrays, not zeroed as
+  reads fill them, never written twice, so a piece handed out never changes), at most
+  up to the body's end, so the parser never sees them (it would only copy them); it is
   replaced by a fresh one for the next request once the body is complete.
 - Body bytes wait, up to :data:`BODY_HIGH_WATER`, and ``receive()`` hands over what
   waits without copying it: consecutive reads into one arena are one memoryview of it
@@ -43,7 +43,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from .buffers import Buffer, uninitialized
+from .buffers import Arena, Pieces
 
 MAX_HEAD = 64 << 10
 """Bytes a request's URL and headers may take: more is answered 400 (httptools itself
@@ -51,11 +51,6 @@ sets no bound, so a head that never ends would grow a buffer for as long as it c
 BODY_HIGH_WATER = 1 << 20
 """Body bytes a connection holds before it stops reading the socket until the app
 takes them (uvicorn's own limit is 64 KiB: a 1 MiB batch was then 16 messages)."""
-ARENA = 1 << 20
-"""Bytes of one arena that body reads fill, one after the other."""
-MIN_READ = 64 << 10
-"""An arena with less room than this left is retired and a new one started, so that a
-read is never made tiny by the end of an arena."""
 HEAD_READ = 256 << 10
 """The head buffer: outside Content-Length bodies (heads, chunked bodies, pipelined
 requests), reads of at most this many bytes, as uvloop's own buffer."""
@@ -67,34 +62,12 @@ class HeadTooLarge(Exception):
 
 
 class _LeanCycle(RequestResponseCycle):
-    """uvicorn's request cycle, with the body kept as a list of pieces; the last one,
-    if it is a view of an arena, grows in place while reads go on filling the arena."""
+    """uvicorn's request cycle, with the body kept as :class:`Pieces`."""
 
-    pieces: list[Buffer]
-    held: int
-    run: tuple[memoryview, int, int] | None
-    """(arena, start, end) of the last piece when it is ``arena[start:end]``."""
+    pieces: Pieces
 
     def start_body(self) -> None:
-        self.pieces, self.held, self.run = [], 0, None
-
-    def add(self, piece: Buffer) -> None:
-        self.pieces.append(piece)
-        self.held += len(piece)
-        self.run = None
-
-    def add_read(self, arena: memoryview, start: int, end: int) -> None:
-        """Bytes ``start..end`` of ``arena``: one view with the last piece if it ends
-        at ``start`` of the same arena."""
-        run = self.run
-        self.held += end - start
-        if run is not None and run[0] is arena and run[2] == start:
-            first = run[1]
-            self.pieces[-1] = arena[first:end]
-        else:
-            first = start
-            self.pieces.append(arena[start:end])
-        self.run = (arena, first, end)
+        self.pieces = Pieces()
 
     async def receive(self) -> Any:
         # uvicorn's receive() (100-continue, resuming the socket, disconnects), with the
@@ -107,27 +80,11 @@ class _LeanCycle(RequestResponseCycle):
             await self.message_event.wait()
         if self.disconnected or self.response_complete:
             return {"type": "http.disconnect"}
-        body = self._take() if self.pieces else b""
+        body = self.pieces.take() if self.pieces else b""
         if not self.pieces:
             self.message_event.clear()
         more = self.more_body or bool(self.pieces)
         return {"type": "http.request", "body": body, "more_body": more}
-
-    def _take(self) -> Buffer:
-        """The next message's body: an arena run as it is, or the parser's pieces up
-        to the next run, joined (a body of tiny chunks must not cost a message each)."""
-        pieces = self.pieces
-        count = 1
-        while count < len(pieces) and not isinstance(pieces[0], memoryview):
-            if isinstance(pieces[count], memoryview):
-                break
-            count += 1
-        body = pieces[0] if count == 1 else b"".join(pieces[:count])
-        del pieces[:count]
-        self.held -= len(body)
-        if not pieces:
-            self.run = None
-        return body
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
@@ -161,7 +118,7 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if not cycle.response_complete:
             assert isinstance(cycle, _LeanCycle)
-            cycle.add_read(arena, start, end)
+            cycle.pieces.add_read(arena, start, end)
             self._hold(cycle)
         if self.body_left == 0:
             # The old parser still waits for these bytes; the next request gets a new one.
@@ -169,7 +126,7 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
             self._new_parser()
 
     def _hold(self, cycle: _LeanCycle) -> None:
-        if cycle.held > BODY_HIGH_WATER:
+        if cycle.pieces.held > BODY_HIGH_WATER:
             self.flow.pause_reading()
         cycle.message_event.set()
 
@@ -207,7 +164,7 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
         if cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
             return
         assert isinstance(cycle, _LeanCycle)
-        cycle.add(body)
+        cycle.pieces.add(body)
         self._hold(cycle)
 
     def on_message_complete(self) -> None:
@@ -228,9 +185,6 @@ def _head_buffer() -> memoryview:
     return buffer
 
 
-_NO_ARENA = memoryview(bytearray())
-
-
 class LeanHttpProtocol(asyncio.BufferedProtocol):
     """What uvicorn runs (``uvicorn.Config(http=LeanHttpProtocol)``): the socket is
     read into memory this protocol owns, for a :class:`LeanHttpToolsProtocol` made
@@ -239,8 +193,7 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.http = LeanHttpToolsProtocol(*args, **kwargs)
-        self._arena = _NO_ARENA
-        self._filled = 0
+        self._arena = Arena()
         self._into_arena = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -263,17 +216,12 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
         self._into_arena = left > 0
         if not self._into_arena:
             return _head_buffer()
-        if len(self._arena) - self._filled < min(left, MIN_READ):
-            # a small body gets an arena of its size, not a whole one
-            self._arena, self._filled = memoryview(uninitialized(min(left, ARENA))), 0
-        return self._arena[self._filled : self._filled + left]
+        return self._arena.room(left)
 
     def buffer_updated(self, nbytes: int) -> None:
         if not self._into_arena:
             self.http.data_received(_head_buffer()[:nbytes].tobytes())
             return
-        start = self._filled
-        self._filled += nbytes
-        self.http.body_read(self._arena, start, self._filled)
+        self.http.body_read(*self._arena.filled(nbytes))
         if not self.http.body_left:  # an idle connection keeps no arena
-            self._arena, self._filled = _NO_ARENA, 0
+            self._arena.release()
