@@ -21,6 +21,7 @@ import pytest
 
 from s3lite import DiskFull, NodeUnavailable
 from s3lite.transport.http import HttpSettings, HttpTransport
+from s3lite.transport.lean_client import NodeConnections
 from tests.processes import Server, running
 
 from .contract import chunked, payload, read_all
@@ -36,15 +37,24 @@ def anyio_backend() -> str:
 
 
 class Requests:
-    """Counts the HTTP requests a transport starts (aiohttp tracing), and keeps the
-    connection (its protocol object) each request whose body was unread used."""
+    """Counts the HTTP requests a transport starts (aiohttp tracing, and the part
+    downloads lean_client sends), and keeps the connection (its protocol object) each
+    aiohttp request whose body was unread used."""
 
-    def __init__(self) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch | None = None) -> None:
         self.started = 0
         self.connections: list[Any] = []
         self.config = aiohttp.TraceConfig()
         self.config.on_request_start.append(self._start)
         self.config.on_request_end.append(self._end)
+        if monkeypatch is not None:
+            get = NodeConnections.get
+
+            async def counted(pool: NodeConnections, url: str, idle: float | None) -> Any:
+                self.started += 1
+                return await get(pool, url, idle)
+
+            monkeypatch.setattr(NodeConnections, "get", counted)
 
     async def _start(self, session: Any, context: Any, params: Any) -> None:
         self.started += 1
@@ -73,14 +83,16 @@ async def hung_node(tmp_path: Path) -> AsyncIterator[Server]:
             server.process.send_signal(signal.SIGCONT)
 
 
-async def test_a_hung_node_costs_each_call_one_timeout_and_no_retry(hung_node: Server) -> None:
+async def test_a_hung_node_costs_each_call_one_timeout_and_no_retry(
+    hung_node: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SIGSTOP: the kernel still accepts connections and buffers bytes, the node answers
     nothing. Every kind of wait is bounded by its short timeout, raises NodeUnavailable
     saying it timed out, and is not retried; SIGCONT brings the node back."""
     settings = HttpSettings(
         connect_timeout=2, call_timeout=1, idle_timeout=1.5, bulk_timeout=2, retries=3
     )
-    requests = Requests()
+    requests = Requests(monkeypatch)
     transport = HttpTransport(settings, trace_configs=[requests.config])
     client = transport.connect(hung_node.url)
     try:
@@ -134,7 +146,8 @@ async def test_an_upload_takes_a_connection_only_when_its_first_bytes_are_there(
         try:
             await client.put_part(1, "warm", chunked(payload(4 * MiB), [MiB]))
             before = len(requests.connections)
-            await read_all(await client.get_part(1, "warm"))  # a connection back in the pool
+            # a streamed answer: its connection is back in aiohttp's pool once read
+            await read_all(await client.export_sectors([1]))
             pooled = requests.connections[before]
             closed = pooled.closed
             assert closed is not None
