@@ -325,3 +325,29 @@ async def test_a_slow_reader_holds_a_bounded_amount() -> None:
             held.append(connection.body_size - connection.body_left)
     assert b"".join(pieces) == body
     assert max(held) <= HIGH_WATER + lean_client.HEAD_READ + (1 << 20)
+
+
+async def test_a_burst_of_reads_leaves_at_most_max_idle_connections_open() -> None:
+    open_connections: set[asyncio.StreamWriter] = set()
+    all_answered = asyncio.Event()
+    burst = lean_client.MAX_IDLE + 8
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        open_connections.add(writer)
+        try:
+            while True:
+                await read_request(reader)
+                if len(open_connections) == burst:
+                    all_answered.set()
+                await all_answered.wait()  # every read holds its connection at once
+                writer.write(answer(b"burst"))
+                await writer.drain()
+        finally:
+            open_connections.discard(writer)
+
+    async with serving(handler) as url, pooled() as pool:
+        results = await asyncio.gather(*(read_all(pool, f"{url}/p") for _ in range(burst)))
+        assert results == [b"burst"] * burst
+        kept = pool._idle[("127.0.0.1", int(url.rsplit(":", 1)[1]))]
+        assert len(kept) == lean_client.MAX_IDLE
+        assert sum(connection.closed for connection in kept) == 0

@@ -35,6 +35,9 @@ HIGH_WATER = 1 << 20
 taken (the node's send then waits: memory stays bounded by a slow client)."""
 MAX_ERROR_BODY = 1 << 20
 """An error answer longer than this is not read (a node's is a short JSON object)."""
+MAX_IDLE = 32
+"""Idle connections kept per node; one more is closed (a burst of parallel reads must
+not leave as many open connections behind)."""
 
 
 class MalformedResponse(ConnectionError):
@@ -267,7 +270,14 @@ class NodeConnections:
         return protocol
 
     def keep(self, address: tuple[str, int], connection: _Connection) -> None:
-        self._idle.setdefault(address, []).append(connection)
+        """Keep ``connection`` for the next request to ``address``, unless enough are
+        kept; the ones the node closed meanwhile are dropped on the way."""
+        idle = [kept for kept in self._idle.get(address, ()) if not kept.closed]
+        if len(idle) < MAX_IDLE:
+            idle.append(connection)
+        else:
+            connection.close()
+        self._idle[address] = idle
 
     def close(self) -> None:
         for connections in self._idle.values():
