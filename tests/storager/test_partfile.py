@@ -41,7 +41,6 @@ from s3lite.storager.partfile import (
     Header,
     RangeReader,
     check_file,
-    read_blocks,
     read_header,
     read_payload,
     sector_dir_name,
@@ -505,14 +504,13 @@ def test_a_read_for_cached_bytes_only_refuses_to_wait_for_the_disk(
         header = read_header(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # written out: can be dropped
         try:
-            read_blocks(fd, header, 1, 3, cached_only=True)
+            read_payload(fd, header, 1, 3, cached_only=True)
         except BlockingIOError:
             pass
         else:
             pytest.skip("this file system keeps the pages (tmpfs): nothing to miss")
-        blocks = read_blocks(fd, header, 1, 3)
-        assert b"".join(blocks) == data[B : 4 * B]
-        assert b"".join(read_blocks(fd, header, 1, 3, cached_only=True)) == data[B : 4 * B]
+        assert read_payload(fd, header, 1, 3) == data[B : 4 * B]
+        assert read_payload(fd, header, 1, 3, cached_only=True) == data[B : 4 * B]
     finally:
         os.close(fd)
 
@@ -524,9 +522,9 @@ def test_a_short_file_is_for_the_blocking_read_to_call_damaged(scratch: Path) ->
     with opened(scratch, raw) as fd:
         header = Header(len(data))  # what the header says; the file is shorter
         with pytest.raises(BlockingIOError):
-            read_blocks(fd, header, 0, 3, cached_only=True)
+            read_payload(fd, header, 0, 3, cached_only=True)
         with pytest.raises(Damage, match="ends inside block 2"):
-            read_blocks(fd, header, 0, 3)
+            read_payload(fd, header, 0, 3)
 
 
 def test_a_read_of_more_blocks_than_one_scatter_read_takes(scratch: Path) -> None:

@@ -166,33 +166,19 @@ def written_size(fd: int) -> int:
         return os.fstat(fd).st_size
 
 
-def read_blocks(
+def read_payload(
     fd: int, header: Header, first: int, count: int, *, cached_only: bool = False
-) -> list[memoryview]:
-    """Payload blocks ``first .. first + count - 1`` (fewer at the end), each verified
-    against its checksum before it is returned; Damage names the first bad one.
-    The blocks are consecutive slices of one buffer (see :func:`read_payload`).
+) -> memoryview:
+    """The payload of blocks ``first .. first + count - 1`` (fewer at the end) end to
+    end, each block verified against its checksum before any of it is returned;
+    Damage names the first bad one. A scatter read puts each block's checksum aside
+    and its payload right after the previous block's, so a range of blocks leaves the
+    node as one buffer, neither copied out of the frames nor joined.
 
     With ``cached_only``, BlockingIOError instead of waiting for the disk: the blocks
     are read only if the page cache holds them all (``RWF_NOWAIT``), and anything
     short of that, a short file included, is for a blocking read to sort out."""
-    payload = read_payload(fd, header, first, count, cached_only=cached_only)
-    blocks, position = [], 0
-    for index in range(first, first + _block_count(header, first, count)):
-        length = header.block_length(index)
-        blocks.append(payload[position : position + length])
-        position += length
-    return blocks
-
-
-def read_payload(
-    fd: int, header: Header, first: int, count: int, *, cached_only: bool = False
-) -> memoryview:
-    """The payload of blocks ``first .. first + count - 1`` end to end, verified, as
-    :func:`read_blocks`. A scatter read puts each block's checksum aside and its
-    payload right after the previous block's, so a range of blocks leaves the node
-    as one buffer, neither copied out of the frames nor joined."""
-    blocks = _block_count(header, first, count)
+    blocks = max(0, min(first + count, header.blocks) - first)
     lengths = [header.block_length(index) for index in range(first, first + blocks)]
     payload = memoryview(uninitialized(sum(lengths)))
     checks = memoryview(uninitialized(CHECK_SIZE * blocks))
@@ -227,10 +213,6 @@ def read_payload(
     return payload
 
 
-def _block_count(header: Header, first: int, count: int) -> int:
-    return max(0, min(first + count, header.blocks) - first)
-
-
 class RangeReader:
     """Payload bytes ``first .. last`` (inclusive) of an open part file, read a batch of
     verified blocks at a time: no byte of a block is returned before the whole block
@@ -249,7 +231,7 @@ class RangeReader:
 
     def read(self, *, cached_only: bool = False) -> memoryview:
         """The next verified bytes of the range, empty once it is read. Raises Damage,
-        and with ``cached_only`` BlockingIOError as read_blocks (the position does not
+        and with ``cached_only`` BlockingIOError as read_payload (the position does not
         move: the next read starts at the same byte)."""
         if self._position > self._last:
             return memoryview(b"")

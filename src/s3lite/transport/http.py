@@ -51,7 +51,7 @@ from .base import (
     QuarantinedPart,
     check_name,
 )
-from .lean_client import Answer, NodeConnections
+from .lean_client import NodeConnections
 from .secret import authorization
 from .wire import decode_check, decode_error
 
@@ -368,14 +368,14 @@ class HttpNodeClient:
         if params:
             url += "?" + urllib.parse.urlencode(params)
 
-        async def attempt() -> PartBody:
+        async def attempt() -> NodeStream:
             deadline = _Deadline()
             with deadline.scope:
                 deadline.bound(self._settings.call_timeout, "response headers")
                 answer = await self._transport.connections().get(url, self._settings.idle_timeout)
                 if answer.status != 200:
                     raise decode_error(answer.status, await answer.json(), self._address)
-                return PartBody(answer, self, on_break)
+                return NodeStream(answer.read, answer.release, self, on_break)
             deadline.check()
             raise AssertionError("unreachable: a cancelled scope raises or is caught")
 
@@ -389,18 +389,17 @@ class HttpNodeClient:
         params: Mapping[str, str] | None = None,
         payload: object = None,
         idle: float | None = None,
-        retries: bool = True,
-        on_break: Callable[[NodeUnavailable], Awaitable[S3liteError]] | None = None,
     ) -> ByteStream:
-        """A streamed response: its headers within call_timeout, then each next bytes
-        within ``idle`` (idle_timeout by default)."""
+        """A streamed response through aiohttp (an export: a POST whose answer is
+        chunked): its headers within call_timeout, then each next bytes within
+        ``idle`` (idle_timeout by default)."""
         timeout = aiohttp.ClientTimeout(
             total=None,
             sock_connect=self._settings.connect_timeout,
             sock_read=idle or self._settings.idle_timeout,
         )
 
-        async def attempt() -> ResponseStream:
+        async def attempt() -> NodeStream:
             deadline = _Deadline()
             with deadline.scope:
                 deadline.bound(self._settings.call_timeout, "response headers")
@@ -410,89 +409,71 @@ class HttpNodeClient:
                 if response.status != 200:
                     async with response:
                         await _result(response, self._address)
-                return ResponseStream(response, self, on_break)
+                return _response_stream(response, self)
             deadline.check()
             raise AssertionError("unreachable: a cancelled scope raises or is caught")
 
-        return await self._retrying(attempt, retry=lambda: retries)
+        return await self._retrying(attempt)
 
 
-class ResponseStream:
-    """A response body as a :class:`ByteStream`. A stream that breaks or stalls raises
-    NodeUnavailable (or what ``on_break`` makes of it), never a bare aiohttp error."""
-
-    def __init__(
-        self,
-        response: aiohttp.ClientResponse,
-        client: HttpNodeClient,
-        on_break: Callable[[NodeUnavailable], Awaitable[S3liteError]] | None = None,
-    ) -> None:
-        self._response = response
-        self._client = client
-        self._on_break = on_break
-
-    def __aiter__(self) -> ResponseStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        """The next piece as aiohttp received it (``readchunk``: ``readany`` would join
-        all that is buffered, a copy of most bytes of a fast stream)."""
-        try:
-            chunk, chunk_ended = await self._response.content.readchunk()
-            while not chunk and chunk_ended:  # the end of an HTTP chunk, not of the body
-                chunk, chunk_ended = await self._response.content.readchunk()
-        except (TimeoutError, *CONNECTION_ERRORS) as exc:
-            await self.aclose()
-            error = self._client._unavailable(exc, "stream broke: ")
-            if self._on_break is not None and not isinstance(exc, TimeoutError):
-                raise await self._on_break(error) from exc
-            raise error from exc
-        if not chunk:
-            await self.aclose()
-            raise StopAsyncIteration
-        return chunk
-
-    async def aclose(self) -> None:
-        if not self._response.closed:
-            if self._response.content.at_eof():
-                self._response.release()
-            else:
-                self._response.close()  # unread bytes: do not reuse the connection
-
-
-class PartBody:
-    """A part's bytes as a :class:`ByteStream`, as :class:`ResponseStream` makes of an
-    aiohttp response: a stream that breaks or stalls raises NodeUnavailable (or what
-    ``on_break`` makes of it)."""
+class NodeStream:
+    """A node's answer body as a :class:`ByteStream`, whichever client reads it
+    (``read`` gives the next bytes, empty at the end; ``release`` lets the connection
+    go). A stream that breaks or stalls raises NodeUnavailable (or what ``on_break``
+    makes of a break), never a bare client error."""
 
     def __init__(
         self,
-        answer: Answer,
+        read: Callable[[], Awaitable[Buffer]],
+        release: Callable[[], None],
         client: HttpNodeClient,
         on_break: Callable[[NodeUnavailable], Awaitable[S3liteError]] | None = None,
     ) -> None:
-        self._answer = answer
+        self._read = read
+        self._release = release
         self._client = client
         self._on_break = on_break
 
-    def __aiter__(self) -> PartBody:
+    def __aiter__(self) -> NodeStream:
         return self
 
     async def __anext__(self) -> Buffer:
         try:
-            piece = await self._answer.read()
+            piece = await self._read()
         except (TimeoutError, *CONNECTION_ERRORS) as exc:
-            self._answer.release()
+            self._release()
             error = self._client._unavailable(exc, "stream broke: ")
             if self._on_break is not None and not isinstance(exc, TimeoutError):
                 raise await self._on_break(error) from exc
             raise error from exc
         if not piece:
+            self._release()
             raise StopAsyncIteration
         return piece
 
     async def aclose(self) -> None:
-        self._answer.release()
+        self._release()
+
+
+def _response_stream(response: aiohttp.ClientResponse, client: HttpNodeClient) -> NodeStream:
+    """An aiohttp response's body as a NodeStream."""
+
+    async def read() -> bytes:
+        """The next piece as aiohttp received it (``readchunk``: ``readany`` would join
+        all that is buffered, a copy of most bytes of a fast stream)."""
+        chunk, chunk_ended = await response.content.readchunk()
+        while not chunk and chunk_ended:  # the end of an HTTP chunk, not of the body
+            chunk, chunk_ended = await response.content.readchunk()
+        return chunk
+
+    def release() -> None:
+        if not response.closed:
+            if response.content.at_eof():
+                response.release()
+            else:
+                response.close()  # unread bytes: do not reuse the connection
+
+    return NodeStream(read, release, client)
 
 
 class _Upload:
