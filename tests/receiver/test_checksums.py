@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import threading
+import types
 import zlib
 
 import anyio
@@ -205,3 +207,39 @@ async def test_the_ordered_hasher_gives_the_digests_of_the_whole_body(
             await hasher.finish()
         with pytest.raises(XAmzContentSHA256Mismatch):
             wrong.verify()
+
+
+class _MeetingHasher:
+    """Hashes nothing; its first update waits until every other one's has begun: it
+    only returns if the hashers are fed at the same time, by different threads (the
+    threads are pooled: later batches may swap them)."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        self.barrier = barrier
+        self.threads: set[int] = set()
+        self.bytes = 0
+
+    def update(self, data: bytes) -> None:
+        if not self.threads:
+            self.barrier.wait(timeout=30)  # BrokenBarrierError if alone
+        self.threads.add(threading.get_ident())
+        self.bytes += len(data)
+
+    def digest(self) -> bytes:
+        return b""
+
+
+@pytest.mark.anyio
+async def test_each_hasher_is_fed_on_a_thread_of_its_own() -> None:
+    """MD5 and a signed upload's SHA-256 overlap instead of one waiting for the other:
+    a batch goes to every hasher at once, each in its own worker thread."""
+    barrier = threading.Barrier(2)
+    hashers = (_MeetingHasher(barrier), _MeetingHasher(barrier))
+    chunks = [bytes(HASH_BATCH // 2)] * 5
+    async with anyio.create_task_group() as group:
+        hasher = OrderedHasher(types.SimpleNamespace(hashers=hashers), group)  # type: ignore[arg-type]
+        for chunk in chunks:
+            await hasher.add(chunk)
+        await hasher.finish()
+    assert [h.bytes for h in hashers] == [sum(map(len, chunks))] * 2
+    assert threading.get_ident() not in hashers[0].threads | hashers[1].threads

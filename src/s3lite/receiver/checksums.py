@@ -260,6 +260,12 @@ class Digester:
             if hasher is not None and all(hasher is not known for known in self._hashers):
                 self._hashers.append(hasher)
 
+    @property
+    def hashers(self) -> tuple[Hasher, ...]:
+        """The distinct hashers fed, MD5 first: each can take the body on a thread of
+        its own (OrderedHasher), as they share no state."""
+        return tuple(self._hashers)
+
     def update(self, chunk: Buffer) -> None:
         for hasher in self._hashers:
             hasher.update(chunk)
