@@ -34,7 +34,7 @@ from s3lite.receiver.checksums import (
     full_object,
     new,
 )
-from s3lite.receiver.upload import HASH_BATCH, INLINE_HASH, OrderedHasher
+from s3lite.receiver.upload import HASH_BATCH, HASH_DEPTH, INLINE_HASH, OrderedHasher
 
 CHECK = b"123456789"
 
@@ -179,10 +179,11 @@ def test_digester_checks_the_signed_sha256_with_the_others(
 async def test_the_ordered_hasher_gives_the_digests_of_the_whole_body(
     seed: int, signed: bool
 ) -> None:
-    """Batches hashed in a worker thread while the next gathers still give every hash
-    the body's bytes in order: across batches, with odd chunk sizes."""
+    """Batches hashed in worker threads while the next ones gather still give every
+    hash the body's bytes in order: across more batches than are let in flight, with
+    odd chunk sizes."""
     rng = random.Random(seed)
-    body = rng.randbytes(2 * HASH_BATCH + rng.randrange(1, 3 * INLINE_HASH))
+    body = rng.randbytes((HASH_DEPTH + 2) * HASH_BATCH + rng.randrange(1, 3 * INLINE_HASH))
     cuts = sorted(rng.sample(range(1, len(body)), 40))
     chunks = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
     expected = ExpectedDigests(
