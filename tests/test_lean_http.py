@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from uvicorn.server import ServerState
 
 from s3lite.asgi import Receive, Scope, Send
-from s3lite.buffers import ARENA
+from s3lite.buffers import ARENA, LARGE_ARENA
 from s3lite.lean_http import HEAD_READ, MAX_HEAD, LeanHttpProtocol
 from s3lite.service import bind
 
@@ -392,10 +392,12 @@ async def never_reads(scope: Scope, receive: Receive, send: Send) -> None:
     await anyio.sleep_forever()  # the test takes the messages itself
 
 
-def serve_by_hand() -> LeanHttpProtocol:
+def serve_by_hand(arena: int = ARENA) -> LeanHttpProtocol:
     config = uvicorn.Config(never_reads, lifespan="off", log_config=None, log_level="critical")
     config.load()
-    protocol = LeanHttpProtocol(config=config, server_state=ServerState(), app_state={})
+    protocol = LeanHttpProtocol(
+        config=config, server_state=ServerState(), app_state={}, arena=arena
+    )
     protocol.connection_made(FakeTransport())
     return protocol
 
@@ -417,24 +419,26 @@ async def take(protocol: LeanHttpProtocol) -> dict[str, Any]:
     return message
 
 
-async def test_reads_that_wait_are_handed_over_as_one_view_per_arena() -> None:
-    protocol = serve_by_hand()
-    body = random.Random(3).randbytes(ARENA + 300_000)
+@pytest.mark.parametrize("arena", [ARENA, LARGE_ARENA])
+async def test_reads_that_wait_are_handed_over_as_one_view_per_arena(arena: int) -> None:
+    """Arenas are as large as the server asks (the gateway's are LARGE_ARENA)."""
+    protocol = serve_by_hand(arena)
+    body = random.Random(3).randbytes(arena + 300_000)
     read(protocol, put("/", b"").replace(b"content-length: 0", b"content-length: %d" % len(body)))
     offset = 0
-    for _ in range(4):  # four reads of a quarter arena each, none taken yet
-        offset += read(protocol, body[offset : offset + ARENA // 4])
-    assert offset == ARENA
+    for _ in range(8):  # eight reads of an eighth of an arena each, none taken yet
+        offset += read(protocol, body[offset : offset + arena // 8])
+    assert offset == arena
     first = await take(protocol)
     assert isinstance(first["body"], memoryview)
-    assert bytes(first["body"]) == body[:ARENA]
+    assert bytes(first["body"]) == body[:arena]
     assert first["more_body"]
     while offset < len(body):
         offset += read(protocol, body[offset:])
     last = await take(protocol)
-    assert bytes(last["body"]) == body[ARENA:]
+    assert bytes(last["body"]) == body[arena:]
     assert not last["more_body"]
-    assert bytes(first["body"]) == body[:ARENA]  # unchanged by the reads that followed
+    assert bytes(first["body"]) == body[:arena]  # unchanged by the reads that followed
 
 
 @settings(max_examples=40, deadline=None)

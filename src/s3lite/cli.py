@@ -46,6 +46,7 @@ from typing import Any
 
 from . import cli_admin
 from .asgi import App
+from .buffers import LARGE_ARENA
 from .cli_admin import CLEAR_SCREEN as CLEAR_SCREEN  # its home before cli_admin.py
 from .cluster import Cluster, LocalCluster
 from .erasure import MAX_PARITY
@@ -307,7 +308,7 @@ async def _serve(args: argparse.Namespace) -> None:
         print(f"       aws --endpoint-url {url} s3 ls s3://demo/")
         print(f"       s3lite status --gateway {url}    (with the root key exported as below)")
         print(f"       export {ROOT_USER_ENV}={root.access_key} {ROOT_PASSWORD_ENV}={root.secret}")
-        await serve(app, sock, _ops(cluster, metrics_sock))
+        await serve(app, sock, _ops(cluster, metrics_sock), arena=LARGE_ARENA)
 
 
 def _ops(cluster: Cluster, sock: socket.socket | None) -> dict[socket.socket, App]:
@@ -399,7 +400,7 @@ async def _gateway(args: argparse.Namespace) -> None:
         _announce_root(cluster.keys)
         extra = _ops(cluster, metrics_sock)
         print(f"s3lite gateway listening on {url_of(sock)}", flush=True)
-        await serve(app, sock, extra)
+        await serve(app, sock, extra, arena=LARGE_ARENA)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from .buffers import Arena, Pieces
+from .buffers import ARENA, Arena, Pieces
 
 MAX_HEAD = 64 << 10
 """Bytes a request's URL and headers may take: more is answered 400 (httptools itself
@@ -189,11 +189,12 @@ class LeanHttpProtocol(asyncio.BufferedProtocol):
     """What uvicorn runs (``uvicorn.Config(http=LeanHttpProtocol)``): the socket is
     read into memory this protocol owns, for a :class:`LeanHttpToolsProtocol` made
     with uvicorn's arguments. (uvloop reads into a protocol's buffers only if it is
-    not an ``asyncio.Protocol``, which uvicorn's is: hence two objects.)"""
+    not an ``asyncio.Protocol``, which uvicorn's is: hence two objects.) ``arena``:
+    the size of the buffers bodies are read into (see :mod:`s3lite.buffers`)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, arena: int = ARENA, **kwargs: Any) -> None:
         self.http = LeanHttpToolsProtocol(*args, **kwargs)
-        self._arena = Arena()
+        self._arena = Arena(arena)
         self._into_arena = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +26,7 @@ import uvicorn
 
 from .allocator import tune_allocator
 from .asgi import Receive, Scope, Send
+from .buffers import ARENA
 from .lean_http import LeanHttpProtocol
 from .logs import configure, drop_unfinished_response_lines, quiet_loop_errors
 
@@ -85,9 +87,11 @@ async def serve(
     extra: Mapping[socket.socket, App] | None = None,
     *,
     keep_alive: int = DEFAULT_KEEP_ALIVE,
+    arena: int = ARENA,
 ) -> None:
     """Serve ``app`` on ``sock`` (and each app of ``extra`` on its socket) until
-    SIGINT or SIGTERM; idle connections are closed after ``keep_alive`` seconds."""
+    SIGINT or SIGTERM; idle connections are closed after ``keep_alive`` seconds, and
+    request bodies are read into buffers of ``arena`` bytes."""
     tune_allocator()
     drop_unfinished_response_lines()
     served: App = app
@@ -95,7 +99,8 @@ async def serve(
         served = _ByListener(app, {_address(s): other for s, other in extra.items()})
     config = uvicorn.Config(
         served,
-        http=LeanHttpProtocol,  # type: ignore[arg-type]  # a BufferedProtocol: see lean_http
+        # a BufferedProtocol (see lean_http), which uvicorn's types do not expect
+        http=functools.partial(LeanHttpProtocol, arena=arena),  # type: ignore[arg-type]
         lifespan="off",
         access_log=False,
         log_config=None,

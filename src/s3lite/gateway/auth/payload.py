@@ -26,16 +26,18 @@ from collections.abc import AsyncIterator
 import attrs
 
 from ...asgi import MAX_LENGTH_DIGITS, Request
-from ...buffers import Buffer
+from ...buffers import LARGE_ARENA, Buffer
 from ...errors import InvalidArgument, RequestTimeout, XAmzContentSHA256Mismatch
 from . import sigv4
 from .chunked import ChunkedDecoder, ChunkSigning
 
 CHECKSUM_PREFIX = "x-amz-checksum-"
 
-BODY_BATCH = 1 << 20
+BODY_BATCH = LARGE_ARENA
 """The body is read in chunks of about this many bytes (Request.body's ``batch``): one
-pass through the layers above per MiB, not per socket read, and one stripe unit."""
+pass through the layers above per 4 MiB, not per socket read; as large as the arenas
+the gateway reads bodies into (``LARGE_ARENA``), so a chunk is one view of one arena
+and never a join."""
 
 
 @attrs.define
