@@ -70,12 +70,15 @@ between cores): hashing 1 GiB in hops of 1, 4 and 8 MiB cost 0.28, 0.15 and 0.04
 CPU-s more than in one go. Memory: HASH_DEPTH + 1 batches of chunks per upload at
 most."""
 
-HASH_DEPTH = 3
+HASH_DEPTH = 2
 """Batches handed to the hashing threads and not hashed yet before the loop waits: with
 one, a thread held up for a moment (two cores, a dozen busy threads) stopped the deal.
 7 alternated pairs of 1 GiB uploads (both orders, two of each kind per run), 1 -> 3:
-medians unsigned 253 -> 263 MB/s, signed 231 -> 239 MB/s. Memory: that many batches
-of chunks, beyond the one gathering."""
+medians unsigned 253 -> 263 MB/s, signed 231 -> 239 MB/s. With the gateway's 4 MiB
+arenas, 3 took the gateway's peak RSS to 151 MiB in `make bench` (target < 150); 2
+holds 8 MiB less per upload: 2 alternated pairs, 3 -> 2: VmHWM 135-142 -> 123-130
+MiB, unsigned 311-338 -> 308-323 MB/s, signed 282-303 -> 272-288 MB/s. Memory: that
+many batches of chunks, beyond the one gathering."""
 
 INLINE_HASH = 256 * 1024
 """What is left to hash at the end of a body is hashed on the event loop up to this
