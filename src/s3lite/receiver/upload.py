@@ -431,8 +431,8 @@ class OrderedHasher:
         if self._size > INLINE_HASH:
             await self._in_threads(batch)
         else:
-            for hasher in self._digester.hashers:
-                _feed(hasher, batch)
+            for chunk in batch:
+                self._digester.update(chunk)
         self._size = 0
 
 
